@@ -25,6 +25,11 @@ export interface LogOptions {
   format: 'json' | 'pretty';
   /** Fields on every line (the agent's runId and podName). */
   base?: Record<string, string>;
+  /**
+   * Secret values (tokens, the jwt, the nonce) scrubbed from every line, wherever
+   * they appear: a server may echo a token inside an error body we log.
+   */
+  secrets?: () => Iterable<string>;
 }
 
 export async function createLogger(
@@ -37,6 +42,16 @@ export async function createLogger(
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
+  const { secrets } = options;
+  if (secrets) {
+    config.hooks = {
+      streamWrite: (line) => {
+        let out = line;
+        for (const secret of secrets()) if (secret) out = out.replaceAll(secret, '[redacted]');
+        return out;
+      },
+    };
+  }
   if (options.format === 'pretty' && !destination) {
     // Loaded only when asked for, in the main thread: a transport's worker thread
     // would cost a sidecar memory for nothing.

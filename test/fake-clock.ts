@@ -36,6 +36,8 @@ export class FakeClock implements Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     this.requestedSleeps.push(ms);
     if (signal?.aborted) return Promise.reject(signal.reason);
+    // Like a zero timer: due at once, without waiting for the test to move time.
+    if (ms <= 0) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const sleeper: Sleeper = {
         at: this.time + Math.max(0, ms),

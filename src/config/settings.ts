@@ -28,8 +28,13 @@ export class Problem {
 }
 
 type Spec = Record<string, Setting<unknown>>;
+/** Parsed values: settings that are required or have a default are never undefined. */
 export type Values<S extends Spec> = {
-  [K in keyof S]: S[K] extends Setting<infer T> ? (S[K]['required'] extends true ? T : T | undefined) : never;
+  [K in keyof S]: S[K] extends Setting<infer T>
+    ? S[K] extends { required: true } | { default: string }
+      ? T
+      : T | undefined
+    : never;
 };
 
 export type ParseResult<S extends Spec> =

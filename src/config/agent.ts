@@ -1,0 +1,260 @@
+// The agent's settings (contract: Agent settings), validated up front: a bad
+// setting stops the agent before any network call, every problem named at once.
+import { readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import {
+  commaList,
+  duration,
+  httpUrl,
+  integer,
+  listenAddress,
+  nonEmpty,
+  oneOf,
+  Problem,
+  parseSettings,
+  type ParseResult,
+  text,
+} from './settings.ts';
+import { LOG_LEVELS } from '../log.ts';
+
+const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+export const agentSettings = {
+  tesUrl: { env: 'TES_URL', flag: 'tes-url', required: true, help: 'base URL of the TES', parse: httpUrl },
+  runId: {
+    env: 'TES_RUN_ID',
+    flag: 'run-id',
+    required: true,
+    help: 'the task run this pod executes',
+    parse: nonEmpty,
+  },
+  nonce: { env: 'TES_NONCE', flag: 'nonce', help: 'echoed in every heartbeat (empty: omitted)', parse: text },
+  token: { env: 'TES_TOKEN', flag: 'token', help: 'bearer token', parse: text },
+  tokenFile: {
+    env: 'TES_TOKEN_FILE',
+    flag: 'token-file',
+    help: 'bearer token read from a file; re-read when it changes and after a 401',
+    parse: readableFile,
+  },
+  caFile: {
+    env: 'TES_CA_FILE',
+    flag: 'ca-file',
+    help: 'extra PEM bundle trusted for the TES',
+    parse: pemFile,
+  },
+  jwtFile: {
+    env: 'TES_JWT_FILE',
+    flag: 'jwt-file',
+    help: 'where the newest jwt from heartbeat responses is written (mode 0600)',
+    parse: fileInExistingDirectory,
+  },
+  podName: {
+    env: 'POD_NAME',
+    flag: 'pod-name',
+    help: 'own pod',
+    defaultHelp: '$HOSTNAME',
+    parse: nonEmpty,
+  },
+  namespace: {
+    env: 'POD_NAMESPACE',
+    flag: 'namespace',
+    help: 'own namespace',
+    defaultHelp: 'the service-account namespace file',
+    parse: nonEmpty,
+  },
+  kubeconfig: {
+    env: 'KUBECONFIG',
+    flag: 'kubeconfig',
+    help: 'kubeconfig file',
+    defaultHelp: 'in-cluster config, else ~/.kube/config',
+    parse: readableFile,
+  },
+  intervalMs: {
+    env: 'HEARTBEAT_INTERVAL',
+    flag: 'interval',
+    default: '30s',
+    help: 'time between periodic heartbeats',
+    parse: duration({ min: 100 }),
+  },
+  timeoutMs: {
+    env: 'HEARTBEAT_TIMEOUT',
+    flag: 'timeout',
+    default: '10s',
+    help: 'limit for one HTTP attempt',
+    parse: duration({ positive: true }),
+  },
+  minGapMs: {
+    env: 'HEARTBEAT_MIN_GAP',
+    flag: 'min-gap',
+    default: '1s',
+    help: 'least time between two heartbeats triggered by pod changes',
+    parse: duration({ min: 0 }),
+  },
+  finalDeadlineMs: {
+    env: 'FINAL_HEARTBEAT_DEADLINE',
+    flag: 'final-deadline',
+    default: '10s',
+    help: 'how long the final heartbeat may keep retrying',
+    parse: duration({ positive: true }),
+  },
+  watchContainers: {
+    env: 'WATCH_CONTAINERS',
+    flag: 'containers',
+    help: 'comma-separated container names to report',
+    defaultHelp: "every regular container except the agent's own",
+    parse: (raw: string) => (commaList(raw).length > 0 ? commaList(raw) : undefined),
+  },
+  selfName: {
+    env: 'AGENT_CONTAINER_NAME',
+    flag: 'self',
+    default: 'tes-heartbeat',
+    help: "the agent's own container, never reported",
+    parse: nonEmpty,
+  },
+  jobRetryCount: {
+    env: 'JOB_RETRY_COUNT',
+    flag: 'job-retry-count',
+    default: 'auto',
+    help: "an integer, or auto: the owning Job's status.failed at start",
+    parse: (raw: string) => (raw === 'auto' ? 'auto' : integer({ min: 0, max: 2 ** 31 - 1 })(raw)),
+  },
+  hardwareDetails: {
+    env: 'HARDWARE_DETAILS',
+    flag: 'hardware-details',
+    default: 'auto',
+    help: 'auto or off',
+    parse: oneOf(['auto', 'off']),
+  },
+  httpAddr: {
+    env: 'HTTP_ADDR',
+    flag: 'http-addr',
+    default: '0.0.0.0:9090',
+    help: 'health and metrics listener, or off',
+    parse: listenAddress,
+  },
+  logLevel: {
+    env: 'LOG_LEVEL',
+    flag: 'log-level',
+    default: 'info',
+    help: 'pino level',
+    parse: oneOf(LOG_LEVELS),
+  },
+  logFormat: {
+    env: 'LOG_FORMAT',
+    flag: 'log-format',
+    default: 'json',
+    help: 'json or pretty',
+    parse: oneOf(['json', 'pretty']),
+  },
+} as const;
+
+export interface AgentConfig {
+  tesUrl: URL;
+  runId: string;
+  nonce?: string;
+  token?: string;
+  tokenFile?: { path: string; content: string };
+  ca?: string;
+  jwtFile?: string;
+  podName: string;
+  namespace: string;
+  kubeconfig?: string;
+  intervalMs: number;
+  timeoutMs: number;
+  minGapMs: number;
+  finalDeadlineMs: number;
+  watchContainers?: string[];
+  selfName: string;
+  jobRetryCount: number | 'auto';
+  hardwareDetails: boolean;
+  httpAddr: { host: string; port: number } | 'off';
+  logLevel: string;
+  logFormat: 'json' | 'pretty';
+}
+
+export type AgentConfigResult =
+  | { kind: 'ok'; config: AgentConfig }
+  | Exclude<ParseResult<never>, { kind: 'ok' }>;
+
+export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv): AgentConfigResult {
+  // POD_NAME and POD_NAMESPACE fall back to what the pod provides anyway.
+  const defaults = { ...env };
+  if (!defaults.POD_NAME && env.HOSTNAME) defaults.POD_NAME = env.HOSTNAME;
+  if (!defaults.POD_NAMESPACE) {
+    const fromFile = readIfPresent(SERVICE_ACCOUNT_NAMESPACE);
+    if (fromFile) defaults.POD_NAMESPACE = fromFile;
+  }
+  const parsed = parseSettings(agentSettings, argv, defaults);
+  if (parsed.kind !== 'ok') return parsed;
+  const v = parsed.values;
+  const problems: string[] = [];
+  if (parsed.positionals.length > 0) problems.push(`unexpected argument '${parsed.positionals[0]}'`);
+  if (v.podName === undefined) problems.push('POD_NAME (--pod-name): required (HOSTNAME is not set either)');
+  if (v.namespace === undefined)
+    problems.push(`POD_NAMESPACE (--namespace): required (${SERVICE_ACCOUNT_NAMESPACE} is not readable)`);
+  if (problems.length > 0 || v.podName === undefined || v.namespace === undefined)
+    return { kind: 'invalid', problems };
+
+  return {
+    kind: 'ok',
+    config: {
+      tesUrl: v.tesUrl,
+      runId: v.runId,
+      ...(v.nonce ? { nonce: v.nonce } : {}),
+      ...(v.token ? { token: v.token } : {}),
+      ...(v.tokenFile ? { tokenFile: v.tokenFile } : {}),
+      ...(v.caFile ? { ca: v.caFile } : {}),
+      ...(v.jwtFile ? { jwtFile: v.jwtFile } : {}),
+      podName: v.podName,
+      namespace: v.namespace,
+      ...(v.kubeconfig ? { kubeconfig: v.kubeconfig.path } : {}),
+      intervalMs: v.intervalMs,
+      timeoutMs: v.timeoutMs,
+      minGapMs: v.minGapMs,
+      finalDeadlineMs: v.finalDeadlineMs,
+      ...(v.watchContainers ? { watchContainers: v.watchContainers } : {}),
+      selfName: v.selfName,
+      jobRetryCount: v.jobRetryCount,
+      hardwareDetails: v.hardwareDetails === 'auto',
+      httpAddr: v.httpAddr,
+      logLevel: v.logLevel,
+      logFormat: v.logFormat,
+    },
+  };
+}
+
+function readIfPresent(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function readableFile(raw: string): { path: string; content: string } | Problem {
+  if (raw === '') return new Problem('must not be empty');
+  try {
+    return { path: raw, content: readFileSync(raw, 'utf8') };
+  } catch (error) {
+    return new Problem(`cannot read ${raw}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+}
+
+function pemFile(raw: string): string | Problem {
+  const file = readableFile(raw);
+  if (file instanceof Problem) return file;
+  return file.content.includes('-----BEGIN CERTIFICATE-----')
+    ? file.content
+    : new Problem(`${raw} holds no PEM certificate`);
+}
+
+function fileInExistingDirectory(raw: string): string | Problem {
+  if (raw === '') return new Problem('must not be empty');
+  const dir = path.dirname(raw);
+  try {
+    if (statSync(dir).isDirectory()) return raw;
+  } catch {
+    // reported below
+  }
+  return new Problem(`directory ${dir} does not exist`);
+}

@@ -1,0 +1,82 @@
+// The health and metrics listener (HTTP_ADDR). The task's containers share the
+// pod's network: a port already taken is logged once and the command goes on.
+import { createServer, type Server } from 'node:http';
+import type { Logger } from '../log.ts';
+
+export type Readiness = { ready: true } | { ready: false; reason: string };
+
+export interface ListenerOptions {
+  host: string;
+  port: number;
+  log: Logger;
+  healthy(): boolean;
+  readiness(): Readiness;
+  metrics(): Promise<{ contentType: string; body: string }>;
+}
+
+export interface Listener {
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startListener(options: ListenerOptions): Promise<Listener | undefined> {
+  const { log } = options;
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const send = (status: number, contentType: string, body: string) => {
+      res.writeHead(status, { 'content-type': contentType, 'cache-control': 'no-store' }).end(body);
+    };
+    if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain', 'method not allowed\n');
+    switch (path) {
+      case '/healthz':
+        return options.healthy()
+          ? send(200, 'text/plain', 'ok\n')
+          : send(503, 'text/plain', 'loop stopped\n');
+      case '/readyz': {
+        const r = options.readiness();
+        return r.ready
+          ? send(200, 'application/json', '{"ready":true}\n')
+          : send(503, 'application/json', `${JSON.stringify({ ready: false, reason: r.reason })}\n`);
+      }
+      case '/metrics':
+        return void options.metrics().then(
+          (m) => send(200, m.contentType, m.body),
+          (error: unknown) => {
+            log.warn({ err: error }, 'collecting metrics failed');
+            send(500, 'text/plain', 'metrics unavailable\n');
+          },
+        );
+      default:
+        return send(404, 'text/plain', 'not found\n');
+    }
+  });
+  server.keepAliveTimeout = 5_000;
+  try {
+    await listen(server, options.host, options.port);
+  } catch (error) {
+    log.error(
+      { err: error, address: `${options.host}:${options.port}` },
+      'health and metrics listener not started',
+    );
+    return undefined;
+  }
+  const address = server.address();
+  return {
+    port: typeof address === 'object' && address ? address.port : options.port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
