@@ -1,4 +1,145 @@
-export async function run(_argv: string[]): Promise<number> {
-  process.stderr.write('tes-heartbeat demo: not built yet\n');
-  return 1;
+// `tes-heartbeat demo`: the whole path on one machine. The emulator and a stand-in
+// for the Kubernetes API run in this process; the real agent runs as a child
+// process, exactly as in a pod, and each heartbeat is printed as the emulator
+// receives it.
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { EXIT_INTERNAL, EXIT_OK, reportInvalid } from '../cli/exit.ts';
+import { helpText, parseSettings } from '../config/settings.ts';
+import { startEmulator } from '../emulator/server.ts';
+import { FakeKubeApiServer } from '../kube/fake-api-server.ts';
+import { TesClient } from '../tes/client.ts';
+import type { ContainerStatus, HeartbeatTaskRunRequest } from '../tes/types.gen.ts';
+import { job, NAMESPACE, NODE_NAME, node, POD_NAME, stages } from './scenario.ts';
+
+const demoSettings = {};
+const NONCE = 'demo-nonce-1';
+
+export async function run(argv: string[]): Promise<number> {
+  const parsed = parseSettings(demoSettings, argv, {});
+  if (parsed.kind === 'help') {
+    process.stdout.write(helpText('usage: tes-heartbeat demo', demoSettings));
+    return EXIT_OK;
+  }
+  if (parsed.kind === 'invalid') return reportInvalid('demo', parsed.problems);
+  if (parsed.positionals.length > 0)
+    return reportInvalid('demo', [`unexpected argument '${parsed.positionals[0]}'`]);
+
+  const emulator = await startEmulator({ host: '127.0.0.1', port: 0 });
+  const kube = await FakeKubeApiServer.start({ host: '127.0.0.1' });
+  const dir = await mkdtemp(path.join(tmpdir(), 'tes-heartbeat-demo-'));
+  try {
+    const kubeconfig = path.join(dir, 'kubeconfig');
+    await writeFile(kubeconfig, kube.kubeconfig(NAMESPACE), { mode: 0o600 });
+    const tes = new TesClient({ baseUrl: emulator.url, timeoutMs: 5_000 });
+    const created = await tes.createTaskRun({ name: 'demo: bwa mem', description: 'tes-heartbeat demo run' });
+    const runId = created.id as string;
+    out(`TES emulator ${emulator.url}, Kubernetes stand-in ${kube.url}`);
+    out(`run ${runId} created: ${created.status}`);
+
+    kube.set('nodes', node);
+    kube.set('jobs', job);
+    const script = stages();
+    const startedAt = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    kube.set('pods', (script[0] as (typeof script)[0]).pod(startedAt));
+
+    const agent = spawn(process.execPath, [process.argv[1] as string, 'agent'], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: {
+        PATH: process.env.PATH,
+        TES_URL: emulator.url,
+        TES_RUN_ID: runId,
+        TES_NONCE: NONCE,
+        POD_NAME,
+        POD_NAMESPACE: NAMESPACE,
+        KUBECONFIG: kubeconfig,
+        HEARTBEAT_INTERVAL: '2s',
+        HEARTBEAT_MIN_GAP: '250ms',
+        HTTP_ADDR: 'off',
+        LOG_LEVEL: 'warn',
+      },
+    });
+    const exited = new Promise<number | null>((resolve) => agent.on('exit', (code) => resolve(code)));
+    const stop = () => agent.kill('SIGTERM');
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+
+    const t0 = Date.now();
+    const timers = script.slice(1).map((stage) =>
+      setTimeout(() => {
+        out(`${elapsed(t0)}  pod: ${stage.title}`);
+        kube.set('pods', stage.pod(startedAt));
+      }, stage.atMs),
+    );
+    out(`${elapsed(t0)}  pod: ${(script[0] as (typeof script)[0]).title}; agent started`);
+
+    let printed = 0;
+    const printer = setInterval(() => {
+      const beats = emulator.heartbeats(runId);
+      for (; printed < beats.length; printed++)
+        out(`${elapsed(t0)}  ${describe(printed + 1, beats[printed] as HeartbeatTaskRunRequest)}`);
+    }, 20);
+    const code = await exited;
+    for (const timer of timers) clearTimeout(timer);
+    clearInterval(printer);
+    const beats = emulator.heartbeats(runId);
+    for (; printed < beats.length; printed++)
+      out(`${elapsed(t0)}  ${describe(printed + 1, beats[printed] as HeartbeatTaskRunRequest)}`);
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+
+    const final = await tes.getTaskRun(runId);
+    out(
+      `agent exited with ${code}; run ${runId}: ${final.status}${final.statusDetails ? ` (${final.statusDetails})` : ''}`,
+    );
+    await tes.close();
+    return code === 0 && beats.at(-1)?.lastHeartbeat === true ? EXIT_OK : EXIT_INTERNAL;
+  } finally {
+    await Promise.allSettled([emulator.close(), kube.close()]);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function out(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+function elapsed(t0: number): string {
+  return `+${((Date.now() - t0) / 1000).toFixed(2)}s`.padStart(7);
+}
+
+function describe(n: number, beat: HeartbeatTaskRunRequest): string {
+  const containers = (beat.containerStatus ?? []).map(describeContainer).join('; ') || 'pod not read yet';
+  const hardware = beat.podHardwareDetails
+    ? ` [hardware: ${summariseHardware(beat.podHardwareDetails)}]`
+    : '';
+  const last = beat.lastHeartbeat ? '  lastHeartbeat' : '';
+  return `heartbeat #${n}  ${containers}  jobRetryCount=${beat.jobRetryCount ?? '-'}${hardware}${last}`;
+}
+
+function describeContainer(status: ContainerStatus): string {
+  const state = status.state ?? {};
+  if (state.terminated) {
+    const t = state.terminated;
+    return `${status.name}: terminated (exit ${t.exitCode}${t.reason ? `, ${t.reason}` : ''})`;
+  }
+  if (state.running) return `${status.name}: running since ${state.running.startedAt}`;
+  const w = state.waiting ?? {};
+  return `${status.name}: waiting (${w.reason ?? '?'}${w.message ? `: ${truncate(w.message, 60)}` : ''})`;
+}
+
+function summariseHardware(json: string): string {
+  try {
+    const details = JSON.parse(json) as Record<string, unknown>;
+    const node = (details.node ?? {}) as Record<string, unknown>;
+    return [details.nodeName ?? NODE_NAME, node.instanceType].filter(Boolean).join(', ');
+  } catch {
+    return 'unparsable';
+  }
+}
+
+function truncate(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
