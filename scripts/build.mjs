@@ -9,7 +9,8 @@ const root = path.resolve(import.meta.dirname, '..');
 const clientNodeDist = path.join(root, 'node_modules/@kubernetes/client-node/dist');
 
 // client-node's config.js imports the whole generated API (every model and API
-// class, ~80 MB and ~450 ms at start) for two small pieces. Serve just those.
+// class, ~80 MB and ~450 ms at start) for `makeApiClient`, which this project never
+// calls (src/kube/api.ts speaks to the API server itself). Serve stand-ins.
 const clientNodeGenStub = {
   name: 'client-node-gen-stub',
   setup(b) {
@@ -19,9 +20,41 @@ const clientNodeGenStub = {
         : undefined,
     );
     b.onLoad({ filter: /.*/, namespace: 'client-node-gen' }, () => ({
-      contents:
-        "export { createConfiguration } from './configuration.js';\nexport { ServerConfiguration } from './servers.js';\n",
-      resolveDir: path.join(clientNodeDist, 'gen'),
+      contents: [
+        "const unbundled = () => new Error('tes-heartbeat: client-node generated API clients are not bundled');",
+        'export function createConfiguration() { throw unbundled(); }',
+        'export class ServerConfiguration { constructor() { throw unbundled(); } }',
+      ].join('\n'),
+      loader: 'js',
+    }));
+  },
+};
+
+// undici's root module loads every dispatcher, fetch, WebSocket, the caches and the
+// mocks (~13 MB private memory, ~150 ms). The project and client-node's config.js use
+// only Agent and ProxyAgent, with the request API undici's root mixes into Dispatcher.
+// An import of anything else from 'undici' fails the build, so this cannot rot silently.
+const undiciSlim = {
+  name: 'undici-slim',
+  setup(b) {
+    b.onResolve({ filter: /^undici$/ }, (args) =>
+      // TODO(webhook): src/webhook/kube.ts still uses fetch; move it onto src/kube/api.ts.
+      args.importer.includes(`${path.sep}src${path.sep}webhook${path.sep}`) ||
+      args.importer.endsWith('dist/watch.js') ||
+      args.importer.endsWith('isomorphic-fetch.js')
+        ? undefined
+        : { path: 'undici-slim', namespace: 'undici-slim' },
+    );
+    b.onLoad({ filter: /.*/, namespace: 'undici-slim' }, () => ({
+      contents: [
+        "import Dispatcher from 'undici/lib/dispatcher/dispatcher.js';",
+        "import api from 'undici/lib/api/index.js';",
+        "import Agent from 'undici/lib/dispatcher/agent.js';",
+        "import ProxyAgent from 'undici/lib/dispatcher/proxy-agent.js';",
+        'Object.assign(Dispatcher.prototype, api);',
+        'export { Agent, Dispatcher, ProxyAgent };',
+      ].join('\n'),
+      resolveDir: root,
       loader: 'js',
     }));
   },
@@ -48,6 +81,6 @@ await build({
   banner: {
     js: "#!/usr/bin/env node\nimport { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
   },
-  plugins: [clientNodeGenStub],
+  plugins: [clientNodeGenStub, undiciSlim],
   logLevel: 'warning',
 });

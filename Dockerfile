@@ -1,0 +1,37 @@
+# syntax=docker/dockerfile:1
+# tes-heartbeat: one image for every command (agent, webhook, emulator, runs, demo).
+# Build: docker build -t tes-heartbeat:0.1.0 .   (test/dockerfile.test.ts repeats the build
+# stage's steps outside Docker, so a broken build shows up in `./dev test`.)
+
+FROM node:24-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json ./
+COPY api/ api/
+COPY scripts/ scripts/
+COPY src/ src/
+# One self-contained esbuild bundle (code-split into dist/chunks/): nothing from node_modules
+# is needed at run time, so no production install to prune.
+RUN npm run build
+RUN node dist/tes-heartbeat.js --version
+
+# Distroless Node 24: no shell, no package manager; `nonroot` is uid/gid 65532.
+FROM gcr.io/distroless/nodejs24-debian12:nonroot
+ARG VERSION=0.1.0
+ARG SOURCE=https://github.com/tes-heartbeat/tes-heartbeat
+LABEL org.opencontainers.image.title="tes-heartbeat" \
+      org.opencontainers.image.description="Heartbeat sidecar for TES v1 task pods on Kubernetes" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0"
+WORKDIR /app
+# Owned by root, read-only to the process: fine under readOnlyRootFilesystem (nothing is
+# written but TES_JWT_FILE, which must point into a volume).
+COPY --from=build --chown=0:0 /src/dist/ /app/
+ENV NODE_ENV=production \
+    MALLOC_ARENA_MAX=2
+USER 65532:65532
+# Exec form: node is PID 1 and receives SIGTERM itself (every command handles it).
+ENTRYPOINT ["/nodejs/bin/node", "/app/tes-heartbeat.js"]
+CMD ["agent"]

@@ -1,0 +1,499 @@
+// A thin typed client for the few Kubernetes reads the agent and the webhook make,
+// on client-node's KubeConfig (kubeconfig files, in-cluster service account, token
+// refresh, exec/OIDC plugins) with one undici dispatcher shared by every call.
+//
+// Why not client-node's request path: `applySecurityAuthentication` builds a new undici
+// Agent (a new TLS handshake, idle sockets left behind) on every call whenever a CA is
+// configured, and its `Watch` cannot be cancelled before the response headers arrive and
+// uses one 30 s timer for both connecting and idling (shorter than the API server's
+// one-minute bookmark period). We take the headers and TLS material from
+// `applyToHTTPSOptions` and the dispatcher mapping from `createDispatcherOptions`, and
+// keep the dispatcher until that material changes (a rotated CA or client certificate).
+//
+// Deadlines here are wall-clock bounds on I/O (like AbortSignal.timeout); the policy
+// around them (backoff, retries) runs on the injected Clock in pod-watch.ts/read-retry.ts.
+import { existsSync } from 'node:fs';
+import type { RequestOptions } from 'node:https';
+import { homedir } from 'node:os';
+import path from 'node:path';
+import type { V1Job, V1Node, V1Pod, V1Status } from '@kubernetes/client-node';
+import { KubeConfig } from '@kubernetes/client-node/dist/config.js';
+import { Agent, type Dispatcher, ProxyAgent } from 'undici';
+
+/** A type as it travels in JSON: client-node's models say `Date` where the wire has RFC 3339 strings. */
+export type Wire<T> = T extends Date
+  ? string
+  : T extends (infer U)[]
+    ? Wire<U>[]
+    : T extends object
+      ? { [K in keyof T]: Wire<T[K]> }
+      : T;
+
+export type Pod = Wire<V1Pod>;
+export type Job = Wire<V1Job>;
+export type Node = Wire<V1Node>;
+export type Status = Wire<V1Status>;
+
+export interface KubeVersion {
+  major: string;
+  minor: string;
+  gitVersion: string;
+}
+
+export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+
+export type WatchEvent<T> =
+  | { type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK'; object: T }
+  | { type: 'ERROR'; object: Status };
+
+export type KubeErrorCode =
+  | 'KUBE_HTTP' // the API answered with a non-success status
+  | 'KUBE_TIMEOUT' // no complete answer within the call's deadline
+  | 'KUBE_NETWORK' // connection refused, reset, TLS failure, stream cut
+  | 'KUBE_ABORTED' // the caller's signal fired
+  | 'KUBE_BAD_RESPONSE' // a 200 whose body is not the expected JSON
+  | 'KUBE_CONFIG'; // no usable kubeconfig, or credentials that cannot be applied
+
+/** Every failure of this module. Messages carry the method and URL path, never a credential. */
+export class KubeError extends Error {
+  override readonly name = 'KubeError';
+  readonly code: KubeErrorCode;
+  /** The HTTP status, for KUBE_HTTP. */
+  readonly status: number | undefined;
+  /** The Status body's `reason` (`Forbidden`, `NotFound`, `Expired`…), when the API sent one. */
+  readonly reason: string | undefined;
+  /** Path and query of the request ('' for configuration errors). */
+  readonly path: string;
+
+  constructor(options: {
+    code: KubeErrorCode;
+    message: string;
+    path: string;
+    status?: number | undefined;
+    reason?: string | undefined;
+    cause?: unknown;
+  }) {
+    super(options.message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = options.code;
+    this.status = options.status;
+    this.reason = options.reason;
+    this.path = options.path;
+  }
+}
+
+/** A refusal is final (contract rule 1): retrying a 403 or a 404 will not change the answer. */
+export function isRefusal(error: unknown): error is KubeError {
+  return error instanceof KubeError && (error.status === 403 || error.status === 404);
+}
+
+export interface CallOptions {
+  /** Bound on the whole call, body included. */
+  timeoutMs: number;
+  signal?: AbortSignal | undefined;
+}
+
+export interface WatchOptions<T> {
+  signal: AbortSignal;
+  /** Bound on getting the response headers. */
+  connectTimeoutMs: number;
+  /** Longest silence on an open stream before it is treated as dead and ended. */
+  idleTimeoutMs: number;
+  onEvent(event: WatchEvent<T>): void;
+  /** A line that is not a JSON watch event (counted by the caller, never silently dropped). */
+  onBadLine?(line: string): void;
+}
+
+/** How a watch stream ended without an error: closed by the server, or silent for too long. */
+export type WatchEnd = 'closed' | 'idle';
+
+export interface LoadOptions {
+  /** A kubeconfig path (or a `path.delimiter`-separated list, as in KUBECONFIG). Default: $KUBECONFIG. */
+  kubeconfig?: string | undefined;
+  /** Prefix of the service-account files for in-cluster config (tests). */
+  inClusterRoot?: string;
+}
+
+const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+export class KubeApi {
+  private readonly config: KubeConfig;
+  private dispatcher: Dispatcher | undefined;
+  private dispatcherKey = '';
+
+  constructor(config: KubeConfig) {
+    this.config = config;
+  }
+
+  /** Kubeconfig if given, else in-cluster when the service-account token exists, else ~/.kube/config. */
+  static load(options: LoadOptions = {}): KubeApi {
+    const config = new KubeConfig();
+    const files = (options.kubeconfig ?? process.env.KUBECONFIG ?? '').split(path.delimiter).filter(Boolean);
+    const root = options.inClusterRoot ?? '';
+    const home = path.join(homedir(), '.kube', 'config');
+    if (files.length > 0) {
+      loadFiles(config, files);
+    } else if (process.env.KUBERNETES_SERVICE_HOST && existsSync(root + SERVICE_ACCOUNT_TOKEN)) {
+      config.loadFromCluster(root);
+    } else if (existsSync(home)) {
+      loadFiles(config, [home]);
+    } else {
+      throw configError('no Kubernetes configuration: not in a cluster and no ~/.kube/config');
+    }
+    if (!config.getCurrentCluster()) throw configError('kubeconfig has no current context or cluster');
+    return new KubeApi(config);
+  }
+
+  /** The API server's base URL. */
+  get server(): string {
+    return this.config.getCurrentCluster()?.server ?? '';
+  }
+
+  getPod(namespace: string, name: string, call: CallOptions): Promise<Pod> {
+    return this.get<Pod>(`/api/v1/namespaces/${enc(namespace)}/pods/${enc(name)}`, call);
+  }
+
+  /** The pod by a name field selector, with the list's resourceVersion (where a watch resumes after a 410). */
+  async listPod(
+    namespace: string,
+    name: string,
+    call: CallOptions,
+  ): Promise<{ pod?: Pod; resourceVersion: string }> {
+    const list = await this.list<Pod>(
+      `/api/v1/namespaces/${enc(namespace)}/pods`,
+      { fieldSelector: `metadata.name=${name}` },
+      call,
+    );
+    const pod = list.items.find((item) => item.metadata?.name === name);
+    return pod ? { pod, resourceVersion: list.resourceVersion } : { resourceVersion: list.resourceVersion };
+  }
+
+  getJob(namespace: string, name: string, call: CallOptions): Promise<Job> {
+    return this.get<Job>(`/apis/batch/v1/namespaces/${enc(namespace)}/jobs/${enc(name)}`, call);
+  }
+
+  getNode(name: string, call: CallOptions): Promise<Node> {
+    return this.get<Node>(`/api/v1/nodes/${enc(name)}`, call);
+  }
+
+  getVersion(call: CallOptions): Promise<KubeVersion> {
+    return this.get<KubeVersion>('/version', call);
+  }
+
+  /** GET of one object (or any JSON document) by its API path. */
+  async get<T>(apiPath: string, call: CallOptions): Promise<T> {
+    return this.request(apiPath, call, (body, where) => parseJson<T>(body, where));
+  }
+
+  /** A list by API path, e.g. `/api/v1/nodes`, with its resourceVersion. */
+  async list<T>(
+    apiPath: string,
+    query: Record<string, string>,
+    call: CallOptions,
+  ): Promise<{ items: T[]; resourceVersion: string }> {
+    const where = withQuery(apiPath, query);
+    return this.request(where, call, (body) => {
+      const list = parseJson<{ items?: T[] | null; metadata?: { resourceVersion?: string } }>(body, where);
+      const resourceVersion = list.metadata?.resourceVersion;
+      if (typeof resourceVersion !== 'string' || !Array.isArray(list.items ?? [])) {
+        throw new KubeError({ code: 'KUBE_BAD_RESPONSE', message: `GET ${where}: not a list`, path: where });
+      }
+      return { items: list.items ?? [], resourceVersion };
+    });
+  }
+
+  /**
+   * One watch stream (`watch=true` is added): resolves when it ends without an error,
+   * rejects with a KubeError otherwise. Never reconnects: pod-watch.ts decides that.
+   */
+  async watch<T>(
+    apiPath: string,
+    query: Record<string, string>,
+    options: WatchOptions<T>,
+  ): Promise<WatchEnd> {
+    const where = withQuery(apiPath, { ...query, watch: 'true' });
+    const abort = new AbortController();
+    const signal = AbortSignal.any([options.signal, abort.signal]);
+    let phase: 'connect' | 'stream' = 'connect';
+    let expired = false;
+    let timer = setTimeout(() => {
+      expired = true;
+      abort.abort();
+    }, options.connectTimeoutMs);
+    try {
+      const { dispatcher, origin, headers, prefix } = await this.prepare(where);
+      const response = await dispatcher.request({
+        origin,
+        path: prefix + where,
+        method: 'GET',
+        headers,
+        signal,
+        // Our own timers bound connecting and silence; undici's 300 s ones would only interfere.
+        headersTimeout: 0,
+        bodyTimeout: 0,
+      });
+      if (response.statusCode !== 200) {
+        throw httpError(where, response.statusCode, await response.body.text());
+      }
+      phase = 'stream';
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        expired = true;
+        abort.abort();
+      }, options.idleTimeoutMs);
+      response.body.setEncoding('utf8');
+      let pending = '';
+      for await (const chunk of response.body as AsyncIterable<string>) {
+        timer.refresh();
+        pending += chunk;
+        for (let end = pending.indexOf('\n'); end >= 0; end = pending.indexOf('\n')) {
+          deliverLine(pending.slice(0, end), options);
+          pending = pending.slice(end + 1);
+        }
+      }
+      if (pending.trim()) deliverLine(pending, options);
+      return 'closed';
+    } catch (error) {
+      if (expired && phase === 'stream' && !options.signal.aborted) return 'idle';
+      throw toKubeError(error, where, {
+        aborted: options.signal.aborted,
+        expired,
+        timeoutMs: options.connectTimeoutMs,
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Closes every connection, open watches included. */
+  async close(): Promise<void> {
+    const dispatcher = this.dispatcher;
+    this.dispatcher = undefined;
+    this.dispatcherKey = '';
+    await dispatcher?.destroy();
+  }
+
+  private async request<T>(
+    where: string,
+    call: CallOptions,
+    parse: (body: string, where: string) => T,
+  ): Promise<T> {
+    const deadline = new AbortController();
+    const signal = call.signal ? AbortSignal.any([call.signal, deadline.signal]) : deadline.signal;
+    let expired = false;
+    const timer = setTimeout(() => {
+      expired = true;
+      deadline.abort();
+    }, call.timeoutMs);
+    try {
+      const { dispatcher, origin, headers, prefix } = await this.prepare(where);
+      const response = await dispatcher.request({
+        origin,
+        path: prefix + where,
+        method: 'GET',
+        headers,
+        signal,
+      });
+      const body = await response.body.text();
+      if (response.statusCode !== 200) throw httpError(where, response.statusCode, body);
+      return parse(body, where);
+    } catch (error) {
+      throw toKubeError(error, where, {
+        aborted: call.signal?.aborted ?? false,
+        expired,
+        timeoutMs: call.timeoutMs,
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Headers and TLS material as the kubeconfig gives them now; the dispatcher reused while they hold. */
+  private async prepare(where: string): Promise<{
+    dispatcher: Dispatcher;
+    origin: string;
+    prefix: string;
+    headers: Record<string, string>;
+  }> {
+    const cluster = this.config.getCurrentCluster();
+    const options: RequestOptions = {};
+    let dispatcherOptions: ReturnType<KubeConfig['createDispatcherOptions']>;
+    try {
+      // Re-reads a rotated token file or CA file, runs exec/OIDC plugins, refuses http:// without skip-verify.
+      await this.config.applyToHTTPSOptions(options);
+      const tls = Object.fromEntries(
+        Object.entries({
+          ca: options.ca,
+          cert: options.cert,
+          key: options.key,
+          rejectUnauthorized: options.rejectUnauthorized,
+          servername: options.servername,
+        }).filter(([, value]) => value !== undefined),
+      );
+      dispatcherOptions = this.config.createDispatcherOptions(cluster, tls);
+    } catch (error) {
+      // The underlying message may quote a file path or a plugin's output, not the kubeconfig text.
+      throw configError(
+        `GET ${where}: cannot apply the kubeconfig credentials: ${(error as Error).message}`,
+        where,
+      );
+    }
+    const key = JSON.stringify(dispatcherOptions, function (this: Record<string, unknown>, field, value) {
+      const raw = this[field];
+      return Buffer.isBuffer(raw) ? raw.toString('base64') : value;
+    });
+    if (!this.dispatcher || key !== this.dispatcherKey) {
+      const previous = this.dispatcher;
+      this.dispatcher = createDispatcher(dispatcherOptions, where);
+      this.dispatcherKey = key;
+      // Requests still running on the old one (an open watch) finish there.
+      previous?.close().catch(() => {});
+    }
+    const headers: Record<string, string> = { accept: 'application/json' };
+    for (const [name, value] of Object.entries(options.headers ?? {})) {
+      if (value !== undefined) headers[name] = String(value);
+    }
+    if (options.auth) headers.authorization = `Basic ${Buffer.from(options.auth).toString('base64')}`;
+    const server = new URL(cluster?.server ?? '');
+    return {
+      dispatcher: this.dispatcher,
+      origin: server.origin,
+      prefix: server.pathname.replace(/\/$/, ''),
+      headers,
+    };
+  }
+}
+
+function loadFiles(config: KubeConfig, files: string[]): void {
+  for (const [index, file] of files.entries()) {
+    try {
+      if (index === 0) {
+        config.loadFromFile(file);
+      } else {
+        const more = new KubeConfig();
+        more.loadFromFile(file);
+        config.mergeConfig(more);
+      }
+    } catch (error) {
+      // A YAML error quotes the file around the fault, which may be a token: name the file only.
+      const code = (error as NodeJS.ErrnoException).code;
+      throw configError(`cannot load kubeconfig ${file}: ${code ?? 'not a valid kubeconfig'}`);
+    }
+  }
+}
+
+// client-node's TLS option types allow explicit undefined where undici's do not;
+// the values are the same node:tls options.
+type TlsConnect = Exclude<Agent.Options['connect'], ((...args: never[]) => unknown) | undefined>;
+
+function createDispatcher(
+  options: ReturnType<KubeConfig['createDispatcherOptions']>,
+  where: string,
+): Dispatcher {
+  switch (options.type) {
+    case 'agent':
+      return new Agent({ connect: options.connect as TlsConnect });
+    case 'proxy':
+      return new ProxyAgent({
+        uri: options.uri,
+        requestTls: options.requestTls as NonNullable<ProxyAgent.Options['requestTls']>,
+        connect: options.connect as TlsConnect,
+      });
+    case 'none':
+      return new Agent();
+    case 'socks':
+      throw configError(`GET ${where}: SOCKS proxies in the kubeconfig are not supported`, where);
+  }
+}
+
+function deliverLine<T>(line: string, options: WatchOptions<T>): void {
+  if (!line.trim()) return;
+  let event: unknown;
+  try {
+    event = JSON.parse(line);
+  } catch {
+    options.onBadLine?.(line);
+    return;
+  }
+  const { type, object } = (event ?? {}) as { type?: unknown; object?: unknown };
+  if (
+    typeof type !== 'string' ||
+    !['ADDED', 'MODIFIED', 'DELETED', 'BOOKMARK', 'ERROR'].includes(type) ||
+    !isObject(object)
+  ) {
+    options.onBadLine?.(line);
+    return;
+  }
+  options.onEvent({ type, object } as WatchEvent<T>);
+}
+
+function httpError(where: string, status: number, body: string): KubeError {
+  let reason: string | undefined;
+  let detail = '';
+  try {
+    const parsed = JSON.parse(body) as Partial<Status>;
+    if (parsed.kind === 'Status') {
+      reason = parsed.reason;
+      detail = parsed.message ? `: ${parsed.message}` : '';
+    }
+  } catch {
+    // Not a Status (a proxy's HTML page): the status code says enough.
+  }
+  return new KubeError({
+    code: 'KUBE_HTTP',
+    message: `GET ${where}: ${status}${reason ? ` ${reason}` : ''}${detail}`,
+    path: where,
+    status,
+    reason,
+  });
+}
+
+function toKubeError(
+  error: unknown,
+  where: string,
+  state: { aborted: boolean; expired: boolean; timeoutMs: number },
+): KubeError {
+  if (error instanceof KubeError) return error;
+  if (state.aborted)
+    return new KubeError({ code: 'KUBE_ABORTED', message: `GET ${where}: cancelled`, path: where });
+  if (state.expired) {
+    return new KubeError({
+      code: 'KUBE_TIMEOUT',
+      message: `GET ${where}: no answer within ${state.timeoutMs} ms`,
+      path: where,
+    });
+  }
+  const err = error as { code?: string; message?: string; cause?: { code?: string } };
+  const what = err.cause?.code ?? err.code ?? err.message ?? String(error);
+  return new KubeError({ code: 'KUBE_NETWORK', message: `GET ${where}: ${what}`, path: where, cause: error });
+}
+
+function parseJson<T>(body: string, where: string): T {
+  try {
+    const value: unknown = JSON.parse(body);
+    if (isObject(value)) return value as T;
+  } catch {
+    // reported below
+  }
+  throw new KubeError({
+    code: 'KUBE_BAD_RESPONSE',
+    message: `GET ${where}: the answer is not a JSON object`,
+    path: where,
+  });
+}
+
+function configError(message: string, where = ''): KubeError {
+  return new KubeError({ code: 'KUBE_CONFIG', message, path: where });
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function enc(segment: string): string {
+  return encodeURIComponent(segment);
+}
+
+function withQuery(apiPath: string, query: Record<string, string>): string {
+  const search = new URLSearchParams(query).toString();
+  return search ? `${apiPath}?${search}` : apiPath;
+}

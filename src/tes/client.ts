@@ -1,0 +1,246 @@
+// The five Task Runs operations over one undici connection pool. One call is one
+// HTTP attempt, bounded by `timeoutMs`; failures become a TesError that says
+// whether the contract retries it. Retrying itself is the caller's business.
+// This module is on the agent's start-up path: no swagger JSON, no validator.
+import { getCACertificates } from 'node:tls';
+import { Agent } from 'undici';
+import { type Clock, systemClock } from '../clock.ts';
+import { VERSION } from '../cli/exit.ts';
+import { parseRetryAfter, TesError, type TesErrorInit } from './errors.ts';
+import type {
+  CreateTaskRunRequest,
+  HeartbeatTaskRunRequest,
+  ListTaskRunsQuery,
+  TaskRun,
+  TaskRunHeartbeat,
+  TaskRunSummary,
+  TaskRunSummaryPagedItems,
+} from './types.gen.ts';
+
+export interface CallOptions {
+  token?: string;
+  signal?: AbortSignal;
+}
+
+export interface TesClientOptions {
+  baseUrl: URL | string;
+  /** Limit for one HTTP attempt, from dialling to the last byte of the body. */
+  timeoutMs: number;
+  /** Extra PEM bundle trusted in addition to the system CAs. */
+  ca?: string;
+  clock?: Clock;
+}
+
+type Method = 'GET' | 'POST' | 'PUT';
+
+interface Call {
+  operation: string;
+  method: Method;
+  path: string;
+  query?: URLSearchParams;
+  body?: unknown;
+  /** The contract lets this operation read an empty or non-JSON 2xx body as an empty model. */
+  emptyModelAllowed?: boolean;
+}
+
+/** Longest piece of a non-ErrorResponse error body kept as `errorMessage`. */
+const MAX_RAW_ERROR = 200;
+
+export class TesClient {
+  private readonly origin: string;
+  private readonly basePath: string;
+  private readonly timeoutMs: number;
+  private readonly clock: Clock;
+  private readonly ca: string | undefined;
+  private agent: Agent;
+
+  constructor(options: TesClientOptions) {
+    const base = new URL(options.baseUrl);
+    if (base.protocol !== 'http:' && base.protocol !== 'https:')
+      throw new TypeError(`TesClient: baseUrl must be http(s), got ${base.protocol}`);
+    if (!(options.timeoutMs > 0)) throw new TypeError('TesClient: timeoutMs must be greater than 0');
+    this.origin = base.origin;
+    this.basePath = base.pathname.replace(/\/+$/, '');
+    this.timeoutMs = options.timeoutMs;
+    this.clock = options.clock ?? systemClock;
+    this.ca = options.ca;
+    this.agent = this.newAgent();
+  }
+
+  createTaskRun(body: CreateTaskRunRequest | undefined, options?: CallOptions): Promise<TaskRun> {
+    return this.call({ operation: 'createTaskRun', method: 'POST', path: '/v1/tasks/runs', body }, options);
+  }
+
+  getTaskRun(runId: string, options?: CallOptions): Promise<TaskRun> {
+    return this.call({ operation: 'getTaskRun', method: 'GET', path: runPath(runId, '') }, options);
+  }
+
+  listTaskRuns(query: ListTaskRunsQuery, options?: CallOptions): Promise<TaskRunSummaryPagedItems> {
+    const params = new URLSearchParams();
+    for (const [key, value] of Object.entries(query)) {
+      if (value !== undefined) params.set(key, String(value));
+    }
+    return this.call(
+      { operation: 'listTaskRuns', method: 'GET', path: '/v1/tasks/runs', query: params },
+      options,
+    );
+  }
+
+  abortTaskRun(runId: string, options?: CallOptions): Promise<TaskRunSummary> {
+    return this.call({ operation: 'abortTaskRun', method: 'PUT', path: runPath(runId, ':abort') }, options);
+  }
+
+  heartbeatTaskRun(
+    runId: string,
+    body: HeartbeatTaskRunRequest,
+    options?: CallOptions,
+  ): Promise<TaskRunHeartbeat> {
+    return this.call(
+      {
+        operation: 'heartbeatTaskRun',
+        method: 'POST',
+        path: runPath(runId, ':heartbeat'),
+        body,
+        // A 200 means the heartbeat was taken; a missing body only means no new jwt.
+        emptyModelAllowed: true,
+      },
+      options,
+    );
+  }
+
+  /** Discards every pooled connection; the next call dials fresh ones (contract policy rule 9). */
+  async resetConnections(): Promise<void> {
+    const old = this.agent;
+    this.agent = this.newAgent();
+    await old.destroy();
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+
+  private newAgent(): Agent {
+    return new Agent({
+      allowH2: false,
+      // Our own signal bounds each call; undici's coarse 300 s timers stay as a backstop.
+      connect: this.ca === undefined ? {} : { ca: [...getCACertificates('default'), this.ca] },
+    });
+  }
+
+  private async call<T>(call: Call, options: CallOptions = {}): Promise<T> {
+    const path = `${this.basePath}${call.path}${call.query?.size ? `?${call.query}` : ''}`;
+    const url = `${this.origin}${path}`;
+    const fail = (init: Omit<TesErrorInit, 'operation' | 'method' | 'url'>) =>
+      new TesError({ ...init, operation: call.operation, method: call.method, url });
+
+    const headers: Record<string, string> = {
+      accept: 'application/json',
+      'content-type': 'application/json',
+      'user-agent': `tes-heartbeat/${VERSION}`,
+    };
+    if (options.token) headers.authorization = `Bearer ${options.token}`;
+
+    const timeout = new AbortController();
+    const stopTimer = new AbortController();
+    this.clock.sleep(this.timeoutMs, stopTimer.signal).then(
+      () => timeout.abort(),
+      () => {},
+    );
+    const signal = options.signal ? AbortSignal.any([timeout.signal, options.signal]) : timeout.signal;
+
+    try {
+      const response = await this.agent.request({
+        origin: this.origin,
+        path,
+        method: call.method,
+        headers,
+        body: call.body === undefined ? null : JSON.stringify(call.body),
+        signal,
+      });
+      const text = await response.body.text();
+      const retryAfterMs = parseRetryAfter(header(response.headers['retry-after']), this.clock.now());
+      if (response.statusCode >= 200 && response.statusCode < 300) {
+        const model = parseObject(text);
+        if (model !== undefined) return model as T;
+        if (call.emptyModelAllowed && !looksLikeJson(text)) return {} as T;
+        throw fail({
+          code: 'TES_BAD_RESPONSE',
+          status: response.statusCode,
+          detail: text === '' ? 'empty response body' : 'response body is not a JSON object',
+        });
+      }
+      const problem = parseObject(text);
+      const isErrorResponse =
+        problem !== undefined && (typeof problem.code === 'string' || typeof problem.message === 'string');
+      throw fail({
+        code: 'TES_HTTP_ERROR',
+        status: response.statusCode,
+        errorCode: isErrorResponse && typeof problem.code === 'string' ? problem.code : undefined,
+        errorMessage: isErrorResponse
+          ? typeof problem.message === 'string'
+            ? problem.message
+            : undefined
+          : rawSnippet(text, options.token),
+        retryAfterMs,
+      });
+    } catch (error) {
+      if (error instanceof TesError) throw error;
+      if (timeout.signal.aborted)
+        throw fail({ code: 'TES_TIMEOUT', detail: `no complete answer within ${this.timeoutMs} ms` });
+      if (options.signal?.aborted) throw options.signal.reason;
+      throw fail({ code: 'TES_NETWORK_ERROR', detail: networkDetail(error), cause: error });
+    } finally {
+      stopTimer.abort();
+    }
+  }
+}
+
+/** `/v1/tasks/runs/{runId}` plus the operation's suffix; the id fully percent-encoded. */
+function runPath(runId: string, suffix: '' | ':abort' | ':heartbeat'): string {
+  return `/v1/tasks/runs/${encodeURIComponent(runId)}${suffix}`;
+}
+
+function header(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function parseObject(text: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    if (typeof value === 'object' && value !== null && !Array.isArray(value))
+      return value as Record<string, unknown>;
+  } catch {
+    // not JSON: the caller decides
+  }
+  return undefined;
+}
+
+/** JSON that is not an object (an array, a number) is a wrong answer, not an empty one. */
+function looksLikeJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A short, single-line piece of an error body that is not an ErrorResponse (a proxy's HTML page). */
+function rawSnippet(text: string, token: string | undefined): string | undefined {
+  let snippet = text.replace(/\s+/g, ' ').trim();
+  if (snippet === '') return undefined;
+  if (token) snippet = snippet.replaceAll(token, '[redacted]');
+  return snippet.length > MAX_RAW_ERROR ? `${snippet.slice(0, MAX_RAW_ERROR)}…` : snippet;
+}
+
+function networkDetail(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    const cause = error.cause as { code?: unknown } | undefined;
+    const causeCode = typeof cause?.code === 'string' ? cause.code : undefined;
+    return [typeof code === 'string' ? code : undefined, causeCode, error.message]
+      .filter((part, i, all) => part && all.indexOf(part) === i)
+      .join(' ');
+  }
+  return String(error);
+}
