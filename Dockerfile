@@ -33,5 +33,7 @@ ENV NODE_ENV=production \
     MALLOC_ARENA_MAX=2
 USER 65532:65532
 # Exec form: node is PID 1 and receives SIGTERM itself (every command handles it).
-ENTRYPOINT ["/nodejs/bin/node", "/app/tes-heartbeat.js"]
+# A 1 MB young generation instead of V8's default 16 MB: the agent's heap is ~15 MB,
+# and every task pod pays the difference (README, Performance).
+ENTRYPOINT ["/nodejs/bin/node", "--max-semi-space-size=1", "/app/tes-heartbeat.js"]
 CMD ["agent"]

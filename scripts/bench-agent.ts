@@ -28,7 +28,9 @@ const onBeat = () => {
   heartbeatsReceived++;
   for (const notify of heartbeatSeen.splice(0)) notify();
 };
-const kube = await FakeKubeApiServer.start({ tls: { cert: tls('server.crt'), key: tls('server.key'), ca: tls('ca.crt') } });
+const kube = await FakeKubeApiServer.start({
+  tls: { cert: tls('server.crt'), key: tls('server.key'), ca: tls('ca.crt') },
+});
 const dir = await mkdtemp(path.join(tmpdir(), 'bench-agent-'));
 const kubeconfig = path.join(dir, 'kubeconfig');
 await writeFile(kubeconfig, kube.kubeconfig(NAMESPACE));
@@ -57,11 +59,22 @@ async function newRun(): Promise<string> {
   return run.id as string;
 }
 
+// The agent runs as the image runs it: the Dockerfile's ENTRYPOINT flags and ENV.
+const dockerfile = readFileSync(path.join(root, 'Dockerfile'), 'utf8');
+const imageFlags = (JSON.parse(/^ENTRYPOINT (.*)$/m.exec(dockerfile)?.[1] ?? '[]') as string[]).slice(1, -1);
+const imageEnv = Object.fromEntries(
+  [...dockerfile.matchAll(/^\s*(?:ENV\s+)?([A-Z_]+)=(\S+?)\s*\\?$/gm)].map((m) => [
+    m[1] as string,
+    m[2] as string,
+  ]),
+);
+
 function startAgent(runId: string, env: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, [cli, 'agent'], {
+  return spawn(process.execPath, [...imageFlags, cli, 'agent'], {
     stdio: ['ignore', 'ignore', 'inherit'],
     env: {
       PATH: process.env.PATH,
+      ...imageEnv,
       TES_URL: emulator.url,
       TES_RUN_ID: runId,
       TES_NONCE: 'bench-nonce',
@@ -71,7 +84,9 @@ function startAgent(runId: string, env: Record<string, string>): ChildProcess {
       HTTP_ADDR: '127.0.0.1:0',
       LOG_LEVEL: 'warn',
       // Extra environment for trying runtime settings, e.g. BENCH_AGENT_ENV='{"NODE_OPTIONS":"…"}'.
-      ...(process.env.BENCH_AGENT_ENV ? (JSON.parse(process.env.BENCH_AGENT_ENV) as Record<string, string>) : {}),
+      ...(process.env.BENCH_AGENT_ENV
+        ? (JSON.parse(process.env.BENCH_AGENT_ENV) as Record<string, string>)
+        : {}),
       ...env,
     },
   });
@@ -79,7 +94,8 @@ function startAgent(runId: string, env: Record<string, string>): ChildProcess {
 
 function procStatus(pid: number): { rssMb: number; rssAnonMb: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
+  const kb = (field: string) =>
+    Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
   return { rssMb: kb('VmRSS') / 1024, rssAnonMb: kb('RssAnon') / 1024 };
 }
 
@@ -128,7 +144,8 @@ const cpuBefore = cpuSeconds(steady.pid as number);
 const beatsBefore = heartbeatsReceived;
 await sleep(steadySeconds * 1000 - 2_000);
 const steadyMemory = procStatus(steady.pid as number);
-const cpuPerHeartbeatMs = ((cpuSeconds(steady.pid as number) - cpuBefore) * 1000) / (heartbeatsReceived - beatsBefore);
+const cpuPerHeartbeatMs =
+  ((cpuSeconds(steady.pid as number) - cpuBefore) * 1000) / (heartbeatsReceived - beatsBefore);
 
 // 3. Pod change → heartbeat received, with HEARTBEAT_MIN_GAP=0 (the steady agent keeps beating at 200 ms,
 //    so this uses its own agent with the default interval).
@@ -142,7 +159,9 @@ for (let i = 0; i < (quick ? 30 : 200); i++) {
   const pod = runningPod();
   const status = pod.status as { containerStatuses: { state: unknown }[] };
   (status.containerStatuses[0] as { state: unknown }).state =
-    i % 2 === 0 ? { waiting: { reason: 'CrashLoopBackOff', message: `back-off ${i}` } } : { running: { startedAt } };
+    i % 2 === 0
+      ? { waiting: { reason: 'CrashLoopBackOff', message: `back-off ${i}` } }
+      : { running: { startedAt } };
   const seen = nextHeartbeat();
   const t0 = performance.now();
   kube.set('pods', pod);
@@ -161,7 +180,8 @@ await sleep(3_000);
 const idleCpuBefore = cpuSeconds(idle.pid as number);
 const idleT0 = performance.now();
 await sleep(idleSeconds * 1000);
-const idleMillicores = ((cpuSeconds(idle.pid as number) - idleCpuBefore) * 1000) / ((performance.now() - idleT0) / 1000);
+const idleMillicores =
+  ((cpuSeconds(idle.pid as number) - idleCpuBefore) * 1000) / ((performance.now() - idleT0) / 1000);
 const idleMemory = procStatus(idle.pid as number);
 const kubeRequests = kube.requests.slice(kubeRequestsBefore);
 const idleExit = await stop(idle);
@@ -175,14 +195,24 @@ console.log(
   JSON.stringify(
     {
       node: process.version,
-      startToFirstHeartbeatMs: { median: round(median(startMs)), min: round(Math.min(...startMs)), max: round(Math.max(...startMs)), runs: startMs.length },
+      runtime: { flags: imageFlags, env: imageEnv },
+      startToFirstHeartbeatMs: {
+        median: round(median(startMs)),
+        min: round(Math.min(...startMs)),
+        max: round(Math.max(...startMs)),
+        runs: startMs.length,
+      },
       startupCpuSeconds: { median: round(median(startCpu), 2), max: round(Math.max(...startCpu), 2) },
       steadyAfterSeconds: steadySeconds,
       steadyIntervalMs: 200,
       residentMb: round(steadyMemory.rssMb),
       privateRssAnonMb: round(steadyMemory.rssAnonMb),
       cpuPerHeartbeatMs: round(cpuPerHeartbeatMs, 2),
-      changeToHeartbeatMs: { p50: round(percentile(changeLatency, 50), 2), p99: round(percentile(changeLatency, 99), 2), samples: changeLatency.length },
+      changeToHeartbeatMs: {
+        p50: round(percentile(changeLatency, 50), 2),
+        p99: round(percentile(changeLatency, 99), 2),
+        samples: changeLatency.length,
+      },
       idle: {
         seconds: idleSeconds,
         intervalMs: 30_000,

@@ -1,7 +1,7 @@
 // Bundles the CLI into dist/: one entry, code-split per command so that each
 // command loads only what it uses (the agent never parses the emulator or the webhook).
 import { readFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { build } from 'esbuild';
 
@@ -24,6 +24,54 @@ const clientNodeGenStub = {
         "const unbundled = () => new Error('tes-heartbeat: client-node generated API clients are not bundled');",
         'export function createConfiguration() { throw unbundled(); }',
         'export class ServerConfiguration { constructor() { throw unbundled(); } }',
+      ].join('\n'),
+      loader: 'js',
+    }));
+  },
+};
+
+// Kubeconfig auth plugins for Azure, GCP and OIDC pull in openid-client, oauth4webapi,
+// jose and jsonpath-plus; a task pod authenticates with its service-account token.
+// They load on first use instead. SOCKS proxies are refused by src/kube/api.ts, so the
+// socks packages are never needed.
+const AUTH_PLUGINS = {
+  oidc_auth: ['OpenIDConnectAuth', 'oidc'],
+  azure_auth: ['AzureAuth', 'azure'],
+  gcp_auth: ['GoogleCloudPlatformAuth', 'gcp'],
+};
+const clientNodeLazyAuth = {
+  name: 'client-node-lazy-auth',
+  setup(b) {
+    const config = path.join(clientNodeDist, 'config.js');
+    b.onResolve({ filter: /^\.\/(oidc|azure|gcp)_auth\.js$/ }, (args) =>
+      args.importer === config ? { path: args.path, namespace: 'lazy-auth' } : undefined,
+    );
+    b.onResolve({ filter: /^socks(-proxy-agent)?$/ }, (args) =>
+      args.importer === config ? { path: args.path, namespace: 'no-socks' } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'lazy-auth' }, (args) => {
+      const file = /\.\/(\w+)\.js$/.exec(args.path)[1];
+      const [cls, provider] = AUTH_PLUGINS[file];
+      return {
+        contents: [
+          `let real;`,
+          `export class ${cls} {`,
+          `  isAuthProvider(user) { return user?.authProvider?.name === '${provider}'; }`,
+          `  async applyAuthentication(user, opts) {`,
+          `    real ??= new (await import('./${file}.js')).${cls}();`,
+          '    return real.applyAuthentication(user, opts);',
+          '  }',
+          '}',
+        ].join('\n'),
+        resolveDir: clientNodeDist,
+        loader: 'js',
+      };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'no-socks' }, () => ({
+      contents: [
+        "const refuse = () => { throw new Error('tes-heartbeat: SOCKS proxies are not supported'); };",
+        'export const SocksClient = { createConnection: refuse };',
+        'export class SocksProxyAgent { constructor() { refuse(); } }',
       ].join('\n'),
       loader: 'js',
     }));
@@ -63,7 +111,7 @@ const undiciSlim = {
 const { version } = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
 
 await rm(path.join(root, 'dist'), { recursive: true, force: true });
-await build({
+const result = await build({
   absWorkingDir: root,
   entryPoints: { 'tes-heartbeat': 'src/cli/main.ts' },
   outdir: 'dist',
@@ -76,11 +124,19 @@ await build({
   keepNames: true,
   legalComments: 'linked',
   chunkNames: 'chunks/[name]-[hash]',
-  define: { 'process.env.TES_HEARTBEAT_VERSION': JSON.stringify(version) },
+  define: {
+    'process.env.TES_HEARTBEAT_VERSION': JSON.stringify(version),
+    // undici's own hook for bundlers: leaves out the experimental Milo parser (~190 KB of
+    // WebAssembly as base64 that would sit in memory unused; llhttp stays).
+    esbuildDetection: 'true',
+  },
   // CommonJS dependencies (pino, prom-client) call require() for Node built-ins.
   banner: {
     js: "#!/usr/bin/env node\nimport { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
   },
-  plugins: [clientNodeGenStub, undiciSlim],
+  plugins: [clientNodeGenStub, clientNodeLazyAuth, undiciSlim],
   logLevel: 'warning',
+  metafile: Boolean(process.env.BUILD_METAFILE),
 });
+// BUILD_METAFILE=path writes esbuild's metafile there, for looking into what each chunk holds.
+if (process.env.BUILD_METAFILE) await writeFile(process.env.BUILD_METAFILE, JSON.stringify(result.metafile));
