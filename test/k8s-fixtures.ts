@@ -1,7 +1,7 @@
 // Pod and node documents captured in the shape `kubectl get -o json` serves:
 // raw JSON, timestamps as strings, zero times as null — what the agent's watch sees.
 import { readFileSync } from 'node:fs';
-import type { V1Node, V1Pod } from '@kubernetes/client-node';
+import type { Node, Pod } from '../src/k8s-types.ts';
 
 const dir = new URL('./fixtures/', import.meta.url);
 
@@ -24,12 +24,12 @@ export const POD_FIXTURES = [
 export type PodFixture = (typeof POD_FIXTURES)[number];
 
 /** A fresh copy each call: tests may mutate it. */
-export function loadPod(name: PodFixture): V1Pod {
-  return JSON.parse(readFileSync(new URL(`pods/${name}.json`, dir), 'utf8')) as V1Pod;
+export function loadPod(name: PodFixture): Pod {
+  return JSON.parse(readFileSync(new URL(`pods/${name}.json`, dir), 'utf8')) as Pod;
 }
 
-export function loadNode(name: 'eks-gpu' | 'gke-t4'): V1Node {
-  return JSON.parse(readFileSync(new URL(`nodes/${name}.json`, dir), 'utf8')) as V1Node;
+export function loadNode(name: 'eks-gpu' | 'gke-t4'): Node {
+  return JSON.parse(readFileSync(new URL(`nodes/${name}.json`, dir), 'utf8')) as Node;
 }
 
 const TIME_KEYS = new Set(['startedAt', 'finishedAt', 'lastTransitionTime', 'lastProbeTime', 'startTime']);

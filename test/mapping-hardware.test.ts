@@ -1,6 +1,6 @@
 // podHardwareDetails: node labels with their fallbacks, and the 4 KiB bound
 // kept by dropping whole parts, never by cutting the JSON.
-import type { V1Container, V1Node, V1Pod } from '@kubernetes/client-node';
+import type { Container, Node, Pod } from '../src/k8s-types.ts';
 import { describe, expect, it } from 'vitest';
 import { HARDWARE_DETAILS_MAX_BYTES, hardwareDetails } from '../src/heartbeat/mapping.ts';
 import { loadNode, loadPod } from './k8s-fixtures.ts';
@@ -8,7 +8,7 @@ import { loadNode, loadPod } from './k8s-fixtures.ts';
 const bytes = (text: string) => Buffer.byteLength(text, 'utf8');
 const parsed = (text: string) => JSON.parse(text) as Record<string, unknown>;
 
-function nodeWithLabels(labels: Record<string, string>): V1Node {
+function nodeWithLabels(labels: Record<string, string>): Node {
   const node = loadNode('eks-gpu');
   if (node.metadata) node.metadata.labels = labels;
   return node;
@@ -132,7 +132,7 @@ describe('hardwareDetails: what goes in', () => {
 
   it('a container without resources (BestEffort) is named alone', () => {
     const pod = loadPod('running-native-agent');
-    const main = pod.spec?.containers[0] as V1Container;
+    const main = pod.spec?.containers[0] as Container;
     delete main.resources;
     if (pod.status) pod.status.qosClass = 'BestEffort';
     expect(parsed(hardwareDetails(pod, undefined, ['main']))).toStrictEqual({
@@ -144,8 +144,8 @@ describe('hardwareDetails: what goes in', () => {
 });
 
 /** A pod with `count` containers, each with long extended-resource names. */
-function bigPod(count: number): { pod: V1Pod; names: string[] } {
-  const containers: V1Container[] = Array.from({ length: count }, (_, i) => ({
+function bigPod(count: number): { pod: Pod; names: string[] } {
+  const containers: Container[] = Array.from({ length: count }, (_, i) => ({
     name: `step-${String(i).padStart(2, '0')}-variant-calling-and-annotation`,
     image: 'x',
     resources: {
@@ -158,7 +158,7 @@ function bigPod(count: number): { pod: V1Pod; names: string[] } {
       limits: { memory: '2Gi', 'example.com/very-long-vendor-specific-accelerator-resource-name': '1' },
     },
   }));
-  const pod: V1Pod = {
+  const pod: Pod = {
     spec: { nodeName: 'ip-10-0-12-34.ec2.internal', containers },
     status: { qosClass: 'Burstable' },
   };
@@ -255,7 +255,7 @@ describe('hardwareDetails: at most 4 KiB', () => {
 
   it('a single container too big on its own is left out, the rest kept', () => {
     const pod = loadPod('running-native-agent');
-    const main = pod.spec?.containers[0] as V1Container;
+    const main = pod.spec?.containers[0] as Container;
     main.resources = { requests: { [`example.com/${'r'.repeat(4100)}`]: '1' } };
     const text = hardwareDetails(pod, loadNode('eks-gpu'), ['main']);
     expect(bytes(text)).toBeLessThanOrEqual(HARDWARE_DETAILS_MAX_BYTES);

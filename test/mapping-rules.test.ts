@@ -1,6 +1,6 @@
 // Tables for the decisions the heartbeat loop takes from a pod: which containers
 // are reported, when a change warrants a heartbeat (rule 3), when the task is done (rule 7).
-import type { V1Container, V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
+import type { Container, ContainerStatus, Pod } from '../src/k8s-types.ts';
 import { describe, expect, it } from 'vitest';
 import {
   isTaskComplete,
@@ -13,7 +13,7 @@ import { loadPod, type PodFixture } from './k8s-fixtures.ts';
 const options: MappingOptions = { podName: 'p', selfName: 'tes-heartbeat', hardwareDetails: false };
 
 type Mutable = Record<string, unknown>;
-const mainStatus = (pod: V1Pod) => pod.status?.containerStatuses?.[0] as V1ContainerStatus;
+const mainStatus = (pod: Pod) => pod.status?.containerStatuses?.[0] as ContainerStatus;
 const raw = (value: unknown) => value as Mutable;
 
 describe('watchedContainers', () => {
@@ -126,7 +126,7 @@ describe('stateSignature', () => {
   const changes: {
     desc: string;
     fixture: PodFixture;
-    mutate: (pod: V1Pod) => void;
+    mutate: (pod: Pod) => void;
     changed: boolean;
     watch?: string[];
   }[] = [
@@ -288,9 +288,9 @@ function podWith(spec: {
   restartPolicy?: string;
   phase?: string;
   main?: Mutable | undefined;
-  container?: Partial<V1Container>;
-}): V1Pod {
-  const pod: V1Pod = {
+  container?: Partial<Container>;
+}): Pod {
+  const pod: Pod = {
     spec: {
       containers: [{ name: 'main', image: 'busybox', ...spec.container }],
       initContainers: [{ name: 'tes-heartbeat', image: 'agent', restartPolicy: 'Always' }],
@@ -491,7 +491,7 @@ describe('isTaskComplete', () => {
       want: false,
     },
   ])('watched init container: $desc → $want', ({ state, policy, native, want }) => {
-    const pod: V1Pod = {
+    const pod: Pod = {
       spec: {
         restartPolicy: policy,
         initContainers: [{ name: 'stage', image: 'x', ...(native ? { restartPolicy: 'Always' } : {}) }],

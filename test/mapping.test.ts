@@ -551,12 +551,10 @@ describe('heartbeatBody details', () => {
     pod.status = {
       phase: 'Failed',
       reason: 'OutOfcpu',
-      conditions: [
-        { type: 'PodScheduled', status: 'True', lastTransitionTime: new Date('2026-11-20T09:14:02Z') },
-      ],
+      conditions: [{ type: 'PodScheduled', status: 'True', lastTransitionTime: '2026-11-20T09:14:02Z' }],
       message:
         "Pod was rejected: Node didn't have enough resource: cpu, requested: 4000, used: 7600, capacity: 7910",
-      startTime: new Date('2026-11-20T09:14:03Z'),
+      startTime: '2026-11-20T09:14:03Z',
     };
     const body = heartbeatBody({ pod, jobRetryCount: 0 }, options, true);
     expect(body.containerStatus).toStrictEqual([

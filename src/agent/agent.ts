@@ -2,7 +2,6 @@
 // client and the listener together. Start-up order follows contract rule 1: the
 // first heartbeat waits for the pod (and, with JOB_RETRY_COUNT=auto, the Job) at
 // most HEARTBEAT_TIMEOUT each, then goes out whatever is known.
-import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import type { Clock } from '../clock.ts';
 import type { AgentConfig } from '../config/agent.ts';
 import { BearerSource } from './bearer.ts';
@@ -17,7 +16,8 @@ import {
 } from '../heartbeat/mapping.ts';
 import { AgentMetrics } from '../http/agent-metrics.ts';
 import { type Listener, startListener } from '../http/listener.ts';
-import { KubeApi, type Pod } from '../kube/api.ts';
+import type { Pod } from '../k8s-types.ts';
+import { KubeApi } from '../kube/api.ts';
 import { jobFailedCount, owningJobName } from '../kube/job.ts';
 import { watchPod } from '../kube/pod-watch.ts';
 import { readUntilAnswered } from '../kube/read-retry.ts';
@@ -140,13 +140,13 @@ export class Agent {
       clock: this.deps.clock,
       log: this.deps.log,
       signal: this.stopped.signal,
-      onPod: (pod) => this.podSeen(pod as unknown as V1Pod),
+      onPod: (pod) => this.podSeen(pod),
       onDeleted: () => this.loop.end('pod-deleted'),
       onRestart: () => this.metrics.watchRestarted(),
     });
   }
 
-  private podSeen(pod: V1Pod): void {
+  private podSeen(pod: Pod): void {
     this.facts.pod = pod;
     this.firstPod?.();
     if (!this.warnedMissing) {
@@ -164,13 +164,13 @@ export class Agent {
   }
 
   /** The Job and node are read once each, retried until answered (rule 1). */
-  private startReads(pod: V1Pod): void {
+  private startReads(pod: Pod): void {
     const kube = this.kube;
     if (!kube) return;
     const { log } = this.deps;
     const options = { clock: this.deps.clock, signal: this.stopped.signal, timeoutMs: this.config.timeoutMs };
     if (this.config.jobRetryCount === 'auto' && !this.jobRead) {
-      const job = owningJobName(pod as unknown as Pod);
+      const job = owningJobName(pod);
       this.jobRead = !job
         ? Promise.resolve()
         : readUntilAnswered((call) => kube.getJob(this.config.namespace, job, call), options).then(
@@ -193,7 +193,7 @@ export class Agent {
           );
           return;
         }
-        this.facts.node = answer as unknown as V1Node;
+        this.facts.node = answer;
       });
     }
   }
@@ -224,7 +224,7 @@ export class Agent {
       const pod = await this.kube.getPod(this.config.namespace, this.config.podName, {
         timeoutMs: FINAL_POD_REFRESH_MS,
       });
-      this.facts.pod = pod as unknown as V1Pod;
+      this.facts.pod = pod;
     } catch (error) {
       this.deps.log.warn({ err: error }, 'could not refresh the pod before the final heartbeat');
     }

@@ -2,7 +2,7 @@
 // runs on, as compact JSON. The TES field is free-form but we promise at most
 // 4 KiB, so an oversized document loses whole parts, least important first,
 // rather than being cut into invalid JSON.
-import type { V1Container, V1Node, V1Pod } from '@kubernetes/client-node';
+import type { Container, Node, Pod } from '../k8s-types.ts';
 
 export const HARDWARE_DETAILS_MAX_BYTES = 4096;
 
@@ -39,7 +39,7 @@ interface Details {
 }
 
 /** Compact JSON of at most 4096 UTF-8 bytes: the pod's part, and the node's when given. */
-export function hardwareDetails(pod: V1Pod, node: V1Node | undefined, names: string[]): string {
+export function hardwareDetails(pod: Pod, node: Node | undefined, names: string[]): string {
   for (const candidate of reductions(fullDetails(pod, node, names))) {
     const json = JSON.stringify(candidate);
     if (Buffer.byteLength(json, 'utf8') <= HARDWARE_DETAILS_MAX_BYTES) return json;
@@ -47,7 +47,7 @@ export function hardwareDetails(pod: V1Pod, node: V1Node | undefined, names: str
   return '{}';
 }
 
-function fullDetails(pod: V1Pod, node: V1Node | undefined, names: string[]): Details {
+function fullDetails(pod: Pod, node: Node | undefined, names: string[]): Details {
   const details: Details = {};
   setText(details, 'nodeName', pod.spec?.nodeName);
   setText(details, 'qosClass', pod.status?.qosClass);
@@ -57,7 +57,7 @@ function fullDetails(pod: V1Pod, node: V1Node | undefined, names: string[]): Det
   return details;
 }
 
-function containerResources(name: string, specs: V1Container[]): ContainerResources {
+function containerResources(name: string, specs: Container[]): ContainerResources {
   const resources = specs.find((c) => c.name === name)?.resources;
   const entry: ContainerResources = { name };
   const requests = quantities(resources?.requests);
@@ -67,7 +67,7 @@ function containerResources(name: string, specs: V1Container[]): ContainerResour
   return entry;
 }
 
-function nodeDetails(node: V1Node): NodeDetails {
+function nodeDetails(node: Node): NodeDetails {
   const labels = node.metadata?.labels ?? {};
   const label = (...keys: string[]) =>
     keys.map((k) => labels[k]).find((v) => typeof v === 'string' && v !== '');

@@ -3,13 +3,13 @@
 // heartbeat" and heartbeat rules 3 and 7. No I/O, no clock, no logging: the
 // loop decides what to warn about from what these functions return.
 import type {
-  V1Container,
-  V1ContainerRestartRule,
-  V1ContainerState,
-  V1ContainerStatus,
-  V1Node,
-  V1Pod,
-} from '@kubernetes/client-node';
+  Container,
+  ContainerRestartRule,
+  ContainerStatus,
+  ContainerState as KubeContainerState,
+  Node,
+  Pod,
+} from '../k8s-types.ts';
 import type {
   ContainerState,
   ContainerStateRunning,
@@ -35,8 +35,8 @@ export interface MappingOptions {
 }
 
 export interface PodFacts {
-  pod?: V1Pod;
-  node?: V1Node;
+  pod?: Pod;
+  node?: Node;
   jobRetryCount: number;
 }
 
@@ -47,15 +47,12 @@ export interface ReportedContainer {
 }
 
 interface SpecEntry {
-  container: V1Container;
+  container: Container;
   init: boolean;
 }
 
 /** The names reported, in the pod spec's order, and configured names absent from the spec (for the one warning). */
-export function watchedContainers(
-  pod: V1Pod,
-  options: MappingOptions,
-): { names: string[]; missing: string[] } {
+export function watchedContainers(pod: Pod, options: MappingOptions): { names: string[]; missing: string[] } {
   if (options.watchContainers === undefined) {
     const names = (pod.spec?.containers ?? []).map((c) => c.name).filter((name) => name !== options.selfName);
     return { names, missing: [] };
@@ -91,7 +88,7 @@ export function heartbeatBody(
 }
 
 /** One entry per watched container, in the pod spec's order. */
-export function reportedContainers(pod: V1Pod, options: MappingOptions): ReportedContainer[] {
+export function reportedContainers(pod: Pod, options: MappingOptions): ReportedContainer[] {
   const statuses = allStatuses(pod);
   return watchedContainers(pod, options).names.map((name) => ({
     name,
@@ -104,7 +101,7 @@ export function reportedContainers(pod: V1Pod, options: MappingOptions): Reporte
  * (waiting/running/terminated), reason or exit code (contract rule 3) — not on
  * messages, restart counts, readiness or other churn.
  */
-export function stateSignature(pod: V1Pod, options: MappingOptions): string {
+export function stateSignature(pod: Pod, options: MappingOptions): string {
   const keys = reportedContainers(pod, options).map(({ name, state }) => {
     if (state.terminated)
       return [name, 'terminated', state.terminated.reason ?? '', state.terminated.exitCode ?? ''];
@@ -119,7 +116,7 @@ export function stateSignature(pod: V1Pod, options: MappingOptions): string {
  * terminated and not going to restart. A pod with no watched containers is
  * complete only when its phase says so.
  */
-export function isTaskComplete(pod: V1Pod, options: MappingOptions): boolean {
+export function isTaskComplete(pod: Pod, options: MappingOptions): boolean {
   const phase = pod.status?.phase;
   if (phase === 'Succeeded' || phase === 'Failed') return true;
   const { names } = watchedContainers(pod, options);
@@ -133,19 +130,19 @@ export function isTaskComplete(pod: V1Pod, options: MappingOptions): boolean {
   });
 }
 
-function specContainers(pod: V1Pod): SpecEntry[] {
+function specContainers(pod: Pod): SpecEntry[] {
   return [
     ...(pod.spec?.initContainers ?? []).map((container) => ({ container, init: true })),
     ...(pod.spec?.containers ?? []).map((container) => ({ container, init: false })),
   ];
 }
 
-function allStatuses(pod: V1Pod): V1ContainerStatus[] {
+function allStatuses(pod: Pod): ContainerStatus[] {
   return [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])];
 }
 
 /** Whether the kubelet will start a container again after it exited with `exitCode`. */
-function willRestart({ container, init }: SpecEntry, pod: V1Pod, exitCode: unknown): boolean {
+function willRestart({ container, init }: SpecEntry, pod: Pod, exitCode: unknown): boolean {
   const code = typeof exitCode === 'number' ? exitCode : undefined;
   // Container restart rules (Kubernetes 1.34+): the first matching rule decides.
   const rule = (container.restartPolicyRules ?? []).find(
@@ -162,7 +159,7 @@ function willRestart({ container, init }: SpecEntry, pod: V1Pod, exitCode: unkno
   return true;
 }
 
-function matchesExitCode(rule: V1ContainerRestartRule, code: number): boolean {
+function matchesExitCode(rule: ContainerRestartRule, code: number): boolean {
   const listed = (rule.exitCodes?.values ?? []).includes(code);
   if (rule.exitCodes?.operator === 'In') return listed;
   if (rule.exitCodes?.operator === 'NotIn') return !listed;
@@ -170,7 +167,7 @@ function matchesExitCode(rule: V1ContainerRestartRule, code: number): boolean {
 }
 
 /** The TES state for a Kubernetes one; undefined when it names no state (`{}` or absent). */
-function mapState(state: V1ContainerState | undefined): ContainerState | undefined {
+function mapState(state: KubeContainerState | undefined): ContainerState | undefined {
   const { terminated, running, waiting } = state ?? {};
   // Kubernetes sets exactly one; should a bad snapshot carry more, the most final wins.
   if (terminated) {
@@ -200,7 +197,7 @@ function mapState(state: V1ContainerState | undefined): ContainerState | undefin
 }
 
 /** A watched container with no state yet: why the pod is not running it. */
-function notStarted(pod: V1Pod): ContainerState {
+function notStarted(pod: Pod): ContainerState {
   const scheduled = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
   if (scheduled?.status === 'False') {
     return {

@@ -16,23 +16,12 @@ import { existsSync } from 'node:fs';
 import type { RequestOptions } from 'node:https';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import type { V1Job, V1Node, V1Pod, V1Status } from '@kubernetes/client-node';
 import { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 import { Agent, type Dispatcher, ProxyAgent } from 'undici';
 
-/** A type as it travels in JSON: client-node's models say `Date` where the wire has RFC 3339 strings. */
-export type Wire<T> = T extends Date
-  ? string
-  : T extends (infer U)[]
-    ? Wire<U>[]
-    : T extends object
-      ? { [K in keyof T]: Wire<T[K]> }
-      : T;
+import type { Job, Node, Pod, Status } from '../k8s-types.ts';
 
-export type Pod = Wire<V1Pod>;
-export type Job = Wire<V1Job>;
-export type Node = Wire<V1Node>;
-export type Status = Wire<V1Status>;
+export type { Job, Node, Pod, Status, Wire } from '../k8s-types.ts';
 
 export interface KubeVersion {
   major: string;
