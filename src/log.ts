@@ -60,5 +60,3 @@ export async function createLogger(
   }
   return pino(config, destination ?? pino.destination({ dest: 1, sync: true }));
 }
-
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;

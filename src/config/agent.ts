@@ -8,6 +8,7 @@ import {
   httpUrl,
   integer,
   listenAddress,
+  logSettings,
   nonEmpty,
   oneOf,
   Problem,
@@ -15,7 +16,6 @@ import {
   type ParseResult,
   text,
 } from './settings.ts';
-import { LOG_LEVELS } from '../log.ts';
 
 const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
@@ -132,20 +132,7 @@ export const agentSettings = {
     help: 'health and metrics listener, or off',
     parse: listenAddress,
   },
-  logLevel: {
-    env: 'LOG_LEVEL',
-    flag: 'log-level',
-    default: 'info',
-    help: 'pino level',
-    parse: oneOf(LOG_LEVELS),
-  },
-  logFormat: {
-    env: 'LOG_FORMAT',
-    flag: 'log-format',
-    default: 'json',
-    help: 'json or pretty',
-    parse: oneOf(['json', 'pretty']),
-  },
+  ...logSettings,
 } as const;
 
 export interface AgentConfig {

@@ -189,3 +189,23 @@ export function listenAddress(raw: string): { host: string; port: number } | 'of
   if (!match || port > 65535) return new Problem(`'${raw}' is not host:port or off`);
   return { host: match[1] ?? (match[2] || '0.0.0.0'), port };
 }
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** LOG_LEVEL and LOG_FORMAT, the same for every long-running command. */
+export const logSettings = {
+  logLevel: {
+    env: 'LOG_LEVEL',
+    flag: 'log-level',
+    default: 'info',
+    help: 'pino level',
+    parse: oneOf(LOG_LEVELS),
+  },
+  logFormat: {
+    env: 'LOG_FORMAT',
+    flag: 'log-format',
+    default: 'json',
+    help: 'json or pretty',
+    parse: oneOf(['json', 'pretty'] as const),
+  },
+} as const;

@@ -1,7 +1,7 @@
 // `tes-heartbeat emulator`: the in-memory TES on a port until SIGTERM/SIGINT.
 import { EXIT_INTERNAL, EXIT_OK, reportInvalid } from '../cli/exit.ts';
-import { duration, helpText, integer, nonEmpty, oneOf, parseSettings } from '../config/settings.ts';
-import { createLogger, LOG_LEVELS } from '../log.ts';
+import { duration, helpText, integer, logSettings, nonEmpty, parseSettings } from '../config/settings.ts';
+import { createLogger } from '../log.ts';
 import { startEmulator } from './server.ts';
 
 const spec = {
@@ -23,20 +23,7 @@ const spec = {
     default: '90s',
     parse: duration({ positive: true }),
   },
-  logLevel: {
-    env: 'LOG_LEVEL',
-    flag: 'log-level',
-    help: 'pino level (debug logs each request)',
-    default: 'info',
-    parse: oneOf(LOG_LEVELS),
-  },
-  logFormat: {
-    env: 'LOG_FORMAT',
-    flag: 'log-format',
-    help: 'json or pretty',
-    default: 'json',
-    parse: oneOf(['json', 'pretty'] as const),
-  },
+  ...logSettings,
 };
 
 export async function run(argv: string[]): Promise<number> {
