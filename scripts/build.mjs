@@ -85,14 +85,7 @@ const clientNodeLazyAuth = {
 const undiciSlim = {
   name: 'undici-slim',
   setup(b) {
-    b.onResolve({ filter: /^undici$/ }, (args) =>
-      // TODO(webhook): src/webhook/kube.ts still uses fetch; move it onto src/kube/api.ts.
-      args.importer.includes(`${path.sep}src${path.sep}webhook${path.sep}`) ||
-      args.importer.endsWith('dist/watch.js') ||
-      args.importer.endsWith('isomorphic-fetch.js')
-        ? undefined
-        : { path: 'undici-slim', namespace: 'undici-slim' },
-    );
+    b.onResolve({ filter: /^undici$/ }, () => ({ path: 'undici-slim', namespace: 'undici-slim' }));
     b.onLoad({ filter: /.*/, namespace: 'undici-slim' }, () => ({
       contents: [
         "import Dispatcher from 'undici/lib/dispatcher/dispatcher.js';",
