@@ -171,7 +171,20 @@ for (let i = 0; i < (quick ? 30 : 200); i++) {
 }
 await stop(reactive);
 
-// 4. Idle CPU at the default 30 s interval, and requests to the Kubernetes API.
+// 4. (--long) Ten minutes at a 1 s interval: does resident memory stay flat?
+const soak: { minute: number; residentMb: number; privateRssAnonMb: number }[] = [];
+if (long) {
+  const agent = startAgent(await newRun(), { HEARTBEAT_INTERVAL: '1s' });
+  await nextHeartbeat();
+  for (let minute = 1; minute <= 10; minute++) {
+    await sleep(60_000);
+    const m = procStatus(agent.pid as number);
+    soak.push({ minute, residentMb: round(m.rssMb), privateRssAnonMb: round(m.rssAnonMb) });
+  }
+  await stop(agent);
+}
+
+// 5. Idle CPU at the default 30 s interval, and requests to the Kubernetes API.
 const idleSeconds = quick ? 30 : long ? 600 : 90;
 const kubeRequestsBefore = kube.requests.length;
 const idle = startAgent(await newRun(), {});
@@ -213,6 +226,7 @@ console.log(
         p99: round(percentile(changeLatency, 99), 2),
         samples: changeLatency.length,
       },
+      ...(long ? { soakAt1sInterval: soak } : {}),
       idle: {
         seconds: idleSeconds,
         intervalMs: 30_000,

@@ -1,0 +1,203 @@
+// Pure pod → JSON Patch, apart from HTTP (as vault-k8s splits handler.go from
+// agent/): everything the webhook decides about one admission request is here,
+// with no I/O, so it is tested as a table and reused by the chart's tests.
+import type { V1Container, V1EnvVar, V1Pod } from '@kubernetes/client-node';
+
+/** The label that opts a pod in (the webhook configuration's objectSelector matches it too). */
+export const INJECT_LABEL = 'tes-heartbeat/inject';
+/** Annotation holding the task run id, passed to the agent as TES_RUN_ID. */
+export const RUN_ID_ANNOTATION = 'tes-heartbeat/run-id';
+/** Annotation holding the optional nonce, passed to the agent as TES_NONCE. */
+export const NONCE_ANNOTATION = 'tes-heartbeat/nonce';
+/** Kubernetes shows at most this many characters of one admission warning. */
+export const MAX_WARNING_LENGTH = 256;
+
+export type SidecarMode = 'native' | 'regular';
+
+export interface MutateOptions {
+  /** The sidecar Container the chart renders (SIDECAR_TEMPLATE). */
+  template: V1Container;
+  mode: SidecarMode;
+  /** AGENT_CONTAINER_NAME: the injected container's name, and how a pod already injected is recognised. */
+  selfName: string;
+  /** TASK_SERVICE_ACCOUNTS: accounts the chart binds to the agent's Role in task namespaces. */
+  taskServiceAccounts: string[];
+}
+
+export interface GroupVersionKind {
+  group: string;
+  version: string;
+  kind: string;
+}
+
+/** The `request` of an admission.k8s.io/v1 AdmissionReview, as far as the webhook reads it. */
+export interface AdmissionRequestV1 {
+  uid: string;
+  kind?: GroupVersionKind;
+  resource?: { group: string; version: string; resource: string };
+  subResource?: string;
+  name?: string;
+  operation: string;
+  namespace?: string;
+  object?: unknown;
+  oldObject?: unknown;
+  dryRun?: boolean;
+}
+
+export type JsonPatchOperation =
+  | { op: 'add' | 'replace' | 'test'; path: string; value: unknown }
+  | { op: 'remove'; path: string };
+
+export interface MutateResult {
+  result: 'injected' | 'skipped' | 'error';
+  patch?: JsonPatchOperation[];
+  warnings: string[];
+}
+
+/** The downward-API sources of the env the webhook adds when the template lacks them. */
+const DOWNWARD_ENV: readonly { name: string; fieldPath: string }[] = [
+  // Single quotes only: the API server rejects double quotes in this path.
+  { name: 'TES_RUN_ID', fieldPath: `metadata.annotations['${RUN_ID_ANNOTATION}']` },
+  { name: 'TES_NONCE', fieldPath: `metadata.annotations['${NONCE_ANNOTATION}']` },
+  { name: 'POD_NAME', fieldPath: 'metadata.name' },
+  { name: 'POD_NAMESPACE', fieldPath: 'metadata.namespace' },
+];
+
+/**
+ * The container the webhook would inject (name forced to selfName, restartPolicy
+ * Always in native mode / absent in regular mode, the four downward env added when
+ * the template lacks them).
+ */
+export function sidecarContainer(
+  template: V1Container,
+  mode: SidecarMode,
+  selfName: string,
+  hasNonce: boolean,
+): V1Container {
+  const container: V1Container = { ...structuredClone(template), name: selfName };
+  // A regular container with restartPolicy is rejected; a native sidecar needs exactly Always.
+  if (mode === 'native') container.restartPolicy = 'Always';
+  else delete container.restartPolicy;
+  const env: V1EnvVar[] = [...(container.env ?? [])];
+  const present = new Set(env.map((e) => e.name));
+  for (const { name, fieldPath } of DOWNWARD_ENV) {
+    // The agent treats an empty TES_NONCE as unset, but a pod without the
+    // annotation should not carry a variable that can only be empty.
+    if (present.has(name) || (name === 'TES_NONCE' && !hasNonce)) continue;
+    env.push({ name, valueFrom: { fieldRef: { fieldPath } } });
+  }
+  container.env = env;
+  return container;
+}
+
+/** Decides one admission request. Never throws: a pod it cannot patch is an `error` result with a warning. */
+export function mutatePod(request: AdmissionRequestV1, options: MutateOptions): MutateResult {
+  // Adding a container to a running pod is impossible, and reviews of UPDATE
+  // would re-inject nothing useful: only CREATE is ever patched.
+  if (request.operation !== 'CREATE') return { result: 'skipped', warnings: [] };
+  const kind = request.kind;
+  if (kind && (kind.group !== '' || kind.kind !== 'Pod')) {
+    return fail(`object is a ${kind.group ? `${kind.group}/` : ''}${kind.kind}, not a Pod`);
+  }
+  const pod = asPod(request.object);
+  if (typeof pod === 'string') return fail(pod);
+
+  const labels = pod.metadata?.labels ?? {};
+  if (labels[INJECT_LABEL] !== 'true') return { result: 'skipped', warnings: [] };
+  // Reinvocation, or a pod that carries the agent by hand: leave it as it is.
+  const spec = pod.spec;
+  const named = (c: { name?: unknown }) => c.name === options.selfName;
+  if (spec.containers.some(named) || (spec.initContainers ?? []).some(named)) {
+    return { result: 'skipped', warnings: [] };
+  }
+  const annotations = pod.metadata?.annotations ?? {};
+  const runId = annotations[RUN_ID_ANNOTATION];
+  if (typeof runId !== 'string' || runId === '') {
+    return {
+      result: 'skipped',
+      warnings: [
+        warning(
+          `tes-heartbeat: not injected: the pod is labelled ${INJECT_LABEL}=true but has no ${RUN_ID_ANNOTATION} annotation`,
+        ),
+      ],
+    };
+  }
+
+  const hasNonce = typeof annotations[NONCE_ANNOTATION] === 'string';
+  const container = sidecarContainer(options.template, options.mode, options.selfName, hasNonce);
+  const patch: JsonPatchOperation[] =
+    options.mode === 'regular'
+      ? [{ op: 'add', path: '/spec/containers/-', value: container }]
+      : spec.initContainers === undefined
+        ? // `add /spec/initContainers/0` fails on a pod without the array.
+          [{ op: 'add', path: '/spec/initContainers', value: [container] }]
+        : // First, so that it runs before the task's own init containers.
+          [{ op: 'add', path: '/spec/initContainers/0', value: container }];
+  return { result: 'injected', patch, warnings: serviceAccountWarnings(pod, request, options) };
+}
+
+function serviceAccountWarnings(
+  pod: PodWithSpec,
+  request: AdmissionRequestV1,
+  options: MutateOptions,
+): string[] {
+  const warnings: string[] = [];
+  const account = pod.spec.serviceAccountName || pod.spec.serviceAccount || 'default';
+  if (!options.taskServiceAccounts.includes(account)) {
+    const namespace = request.namespace ?? pod.metadata?.namespace;
+    warnings.push(
+      warning(
+        `tes-heartbeat: service account '${account}'${namespace ? ` in namespace '${namespace}'` : ''} is not bound by the chart (taskServiceAccounts): the agent will get 403 reading its pod`,
+      ),
+    );
+  }
+  if (pod.spec.automountServiceAccountToken === false) {
+    warnings.push(
+      warning(
+        'tes-heartbeat: automountServiceAccountToken is false: the agent gets no token and cannot read its pod',
+      ),
+    );
+  }
+  return warnings;
+}
+
+type PodWithSpec = V1Pod & { spec: NonNullable<V1Pod['spec']> };
+
+/** The object as a pod with a containers array, or why it is not one. */
+function asPod(object: unknown): PodWithSpec | string {
+  if (!isRecord(object)) return 'the review carries no pod object';
+  const { metadata, spec } = object;
+  if (metadata !== undefined && !isRecord(metadata)) return 'the pod metadata is not an object';
+  for (const field of ['labels', 'annotations'] as const) {
+    const map = metadata?.[field];
+    if (map !== undefined && map !== null && !isRecord(map)) return `metadata.${field} is not an object`;
+  }
+  if (!isRecord(spec)) return 'the pod has no spec';
+  if (!Array.isArray(spec.containers) || !spec.containers.every(isRecord)) {
+    return 'spec.containers is not a list of containers';
+  }
+  const init = spec.initContainers;
+  if (init !== undefined && init !== null && !(Array.isArray(init) && init.every(isRecord))) {
+    return 'spec.initContainers is not a list of containers';
+  }
+  if (init === null) {
+    // JSON null is no array: treat it as absent, as the API server would.
+    const { initContainers: _, ...rest } = spec;
+    return { ...object, spec: rest } as unknown as PodWithSpec;
+  }
+  return object as unknown as PodWithSpec;
+}
+
+function fail(reason: string): MutateResult {
+  return { result: 'error', warnings: [warning(`tes-heartbeat: not injected: ${reason}`)] };
+}
+
+/** One line of at most MAX_WARNING_LENGTH characters. */
+export function warning(text: string): string {
+  const line = text.replace(/[\r\n\t]+/g, ' ');
+  return line.length <= MAX_WARNING_LENGTH ? line : `${line.slice(0, MAX_WARNING_LENGTH - 1)}…`;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

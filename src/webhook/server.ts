@@ -1,0 +1,121 @@
+// The HTTPS listener of the admission endpoint: a certificate that can be
+// swapped while serving, no Nagle stall, and a shutdown that answers what it
+// is receiving and closes idle keep-alive connections.
+import { readFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { createSecureContext } from 'node:tls';
+import type { Clock } from '../clock.ts';
+
+export class CertificateError extends Error {
+  readonly code = 'WEBHOOK_TLS_UNUSABLE';
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'CertificateError';
+  }
+}
+
+export interface KeyPair {
+  cert: string;
+  key: string;
+}
+
+/** Reads and checks a PEM certificate and key (PKCS#1 or PKCS#8); throws CertificateError. */
+export async function readKeyPair(certFile: string, keyFile: string): Promise<KeyPair> {
+  let pair: KeyPair;
+  try {
+    const [cert, key] = await Promise.all([readFile(certFile, 'utf8'), readFile(keyFile, 'utf8')]);
+    pair = { cert, key };
+  } catch (error) {
+    throw new CertificateError(
+      `cannot read the TLS certificate or key (${(error as NodeJS.ErrnoException).code ?? 'error'}: ${(error as Error).message})`,
+      { cause: error },
+    );
+  }
+  try {
+    createSecureContext(pair);
+  } catch (error) {
+    // Also a certificate rewritten before its key: the caller retries.
+    throw new CertificateError(
+      `the TLS certificate ${certFile} and key ${keyFile} do not make a usable pair (${(error as Error).message})`,
+      { cause: error },
+    );
+  }
+  return pair;
+}
+
+export interface WebhookServerOptions {
+  handler: (req: IncomingMessage, res: ServerResponse) => void;
+  clock: Clock;
+}
+
+export class WebhookServer {
+  private readonly server: Server;
+  private readonly clock: Clock;
+  private certificate = false;
+  private stopping = false;
+
+  constructor(options: WebhookServerOptions) {
+    this.clock = options.clock;
+    // Without a certificate yet, handshakes fail until setCertificate: the
+    // webhook is not ready then, and the API server's failurePolicy applies.
+    this.server = createServer({ keepAliveTimeout: 30_000 }, options.handler);
+    // Small answers: without noDelay, a response split over two packets waits
+    // ~40 ms for the client's delayed ACK.
+    this.server.on('secureConnection', (socket) => socket.setNoDelay(true));
+    // A client that hangs up mid-handshake must not surface as an error.
+    this.server.on('tlsClientError', () => {});
+  }
+
+  get hasCertificate(): boolean {
+    return this.certificate;
+  }
+
+  get closing(): boolean {
+    return this.stopping;
+  }
+
+  setCertificate(pair: KeyPair): void {
+    this.server.setSecureContext(pair);
+    this.certificate = true;
+  }
+
+  listen(host: string, port: number): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve(this.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  /**
+   * Stops accepting connections, lets requests in progress finish (their
+   * connections close after the answer), closes idle keep-alive connections,
+   * and after `graceMs` closes whatever is left.
+   */
+  async close(graceMs: number): Promise<void> {
+    this.stopping = true;
+    if (!this.server.listening) return;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const deadline = this.clock.now() + graceMs;
+    const stop = new AbortController();
+    const sweep = (async () => {
+      // A connection that was busy becomes idle once answered.
+      while (this.clock.now() < deadline) {
+        this.server.closeIdleConnections();
+        try {
+          await this.clock.sleep(50, stop.signal);
+        } catch {
+          return;
+        }
+      }
+      this.server.closeAllConnections();
+    })();
+    await closed;
+    stop.abort();
+    await sweep;
+  }
+}
