@@ -26,7 +26,7 @@ const containers = [
     name: 'tes-heartbeat',
     image: 'tes-heartbeat:0.1.0',
     args: ['agent'],
-    resources: { requests: { cpu: '10m', memory: '96Mi' }, limits: { cpu: '500m', memory: '192Mi' } },
+    resources: { requests: { cpu: '10m', memory: '96Mi' }, limits: { cpu: '1', memory: '192Mi' } },
   },
 ];
 
