@@ -12,7 +12,7 @@ import { startEmulator } from '../emulator/server.ts';
 import { FakeKubeApiServer } from '../kube/fake-api-server.ts';
 import { TesClient } from '../tes/client.ts';
 import type { ContainerStatus, HeartbeatTaskRunRequest } from '../tes/types.gen.ts';
-import { job, NAMESPACE, NODE_NAME, node, POD_NAME, stages } from './scenario.ts';
+import { job, NAMESPACE, node, POD_NAME, stages } from './scenario.ts';
 
 const demoSettings = {};
 const NONCE = 'demo-nonce-1';
@@ -134,7 +134,7 @@ function summariseHardware(json: string): string {
   try {
     const details = JSON.parse(json) as Record<string, unknown>;
     const node = (details.node ?? {}) as Record<string, unknown>;
-    return [details.nodeName ?? NODE_NAME, node.instanceType].filter(Boolean).join(', ');
+    return [details.nodeName, node.instanceType].filter(Boolean).join(', ') || 'not scheduled yet';
   } catch {
     return 'unparsable';
   }

@@ -117,64 +117,59 @@ export function stages(): Stage[] {
       atMs: 3_000,
       title: 'running',
       pod: (startedAt) =>
-        pod(
-          { nodeName: NODE_NAME },
-          {
-            phase: 'Running',
-            qosClass: 'Burstable',
-            hostIP: '172.18.0.2',
-            podIP: '10.244.0.7',
-            startTime: startedAt,
-            conditions: [
-              { type: 'PodScheduled', status: 'True' },
-              { type: 'Ready', status: 'True' },
-            ],
-            containerStatuses: containers.map((c) => running(c.name, startedAt)),
-          },
+        startedPod(
+          startedAt,
+          true,
+          containers.map((c) => running(c.name, startedAt)),
         ),
     },
     {
       atMs: 6_000,
       title: 'the task exits 0',
       pod: (startedAt) =>
-        pod(
-          { nodeName: NODE_NAME },
+        startedPod(startedAt, false, [
           {
-            phase: 'Running',
-            qosClass: 'Burstable',
-            hostIP: '172.18.0.2',
-            podIP: '10.244.0.7',
-            startTime: startedAt,
-            conditions: [
-              { type: 'PodScheduled', status: 'True' },
-              { type: 'Ready', status: 'False' },
-            ],
-            containerStatuses: [
-              {
-                name: 'task',
-                ready: false,
-                restartCount: 0,
-                started: false,
-                image: containers[0]?.image,
-                imageID: '',
+            name: 'task',
+            ready: false,
+            restartCount: 0,
+            started: false,
+            image: containers[0]?.image,
+            imageID: '',
+            containerID: 'containerd://task-0001',
+            state: {
+              terminated: {
+                exitCode: 0,
+                reason: 'Completed',
+                startedAt,
+                finishedAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
                 containerID: 'containerd://task-0001',
-                state: {
-                  terminated: {
-                    exitCode: 0,
-                    reason: 'Completed',
-                    startedAt,
-                    finishedAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-                    containerID: 'containerd://task-0001',
-                  },
-                },
-                lastState: {},
               },
-              running('tes-heartbeat', startedAt),
-            ],
+            },
+            lastState: {},
           },
-        ),
+          running('tes-heartbeat', startedAt),
+        ]),
     },
   ];
+}
+
+/** The pod once its containers have started: `ready` until the task exits. */
+function startedPod(startedAt: string, ready: boolean, containerStatuses: unknown[]): KubeObject {
+  return pod(
+    { nodeName: NODE_NAME },
+    {
+      phase: 'Running',
+      qosClass: 'Burstable',
+      hostIP: '172.18.0.2',
+      podIP: '10.244.0.7',
+      startTime: startedAt,
+      conditions: [
+        { type: 'PodScheduled', status: 'True' },
+        { type: 'Ready', status: ready ? 'True' : 'False' },
+      ],
+      containerStatuses,
+    },
+  );
 }
 
 export const node: KubeObject = {
