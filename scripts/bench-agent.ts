@@ -61,7 +61,9 @@ async function newRun(): Promise<string> {
 
 // The agent runs as the image runs it: the Dockerfile's ENTRYPOINT flags and ENV.
 const dockerfile = readFileSync(path.join(root, 'Dockerfile'), 'utf8');
-const imageFlags = (JSON.parse(/^ENTRYPOINT (.*)$/m.exec(dockerfile)?.[1] ?? '[]') as string[]).slice(1, -1);
+const imageFlags = process.env.BENCH_AGENT_FLAGS
+  ? process.env.BENCH_AGENT_FLAGS.split(' ') // for trying other V8 flags
+  : (JSON.parse(/^ENTRYPOINT (.*)$/m.exec(dockerfile)?.[1] ?? '[]') as string[]).slice(1, -1);
 const imageEnv = Object.fromEntries(
   [...dockerfile.matchAll(/^\s*(?:ENV\s+)?([A-Z_]+)=(\S+?)\s*\\?$/gm)].map((m) => [
     m[1] as string,

@@ -6,7 +6,8 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { HeartbeatTaskRunRequest } from '../src/tes/types.gen.ts';
 
 export type Reply =
-  | { status: number; headers?: Record<string, string>; body?: unknown }
+  /** An answer, after `afterMs` of real time when given. */
+  | { status: number; headers?: Record<string, string>; body?: unknown; afterMs?: number }
   /** Accept the request and never answer (until the server closes). */
   | { hang: true }
   /** Destroy the connection without an answer. */
@@ -89,8 +90,12 @@ export class FaultTes {
         req.socket.destroy();
         return;
       }
-      res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers });
-      res.end(JSON.stringify(reply.body ?? {}));
+      const answer = () => {
+        res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers });
+        res.end(JSON.stringify(reply.body ?? {}));
+      };
+      if (reply.afterMs) setTimeout(answer, reply.afterMs);
+      else answer();
     });
   }
 }

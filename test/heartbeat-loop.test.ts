@@ -378,6 +378,31 @@ describe('rule 8: the end', () => {
     expect(h.overlap()).toBe(1);
   });
 
+  it('counts an attempt that succeeds while the end comes as a success, and keeps its jwt', async () => {
+    const h = await start();
+    h.tes.reply({ status: 200, body: { jwt: 'jwt-late-9z' }, afterMs: 150 });
+    await waitFor(() => h.tes.requests.length === 1);
+    h.loop.end('signal');
+    await h.done;
+    expect(h.tes.requests.map((r) => r.body.lastHeartbeat)).toEqual([undefined, true]);
+    expect(h.tes.requests[1]?.authorization).toBe('Bearer jwt-late-9z');
+    expect(await metric(h, 'tes_heartbeats_total{result="success"}')).toBe(2);
+    expect(await metric(h, 'tes_heartbeats_total{result="failure"}')).toBe(0);
+  });
+
+  it('stops the retries of a failing heartbeat when the end comes, then sends the final one', async () => {
+    const h = await start({ run: false });
+    h.tes.reply({ status: 503 }, { status: 200, body: {} });
+    h.clock.setRandom(0.5, 0.9);
+    h.done = h.loop.run();
+    await waitFor(() => h.tes.requests.length === 1);
+    expect(await h.idle()).toContain(900); // the backoff before the retry
+    h.loop.end('signal');
+    await h.done;
+    expect(h.tes.requests.map((r) => r.body.lastHeartbeat)).toEqual([undefined, true]);
+    expect(await metric(h, 'tes_heartbeats_total{result="failure"}')).toBe(1);
+  });
+
   it('retries the final heartbeat with its own Retry-After until the deadline, then gives up', async () => {
     const h = await start({ finalDeadlineMs: 10_000 });
     await waitFor(() => h.tes.requests.length === 1);

@@ -136,7 +136,8 @@ export class HeartbeatLoop {
       const reply = await pRetry(() => this.attempt(last), {
         retries: Number.POSITIVE_INFINITY,
         minTimeout: 0, // delays come from the retry policy, on our clock
-        ...(stop ? { signal: stop } : {}),
+        // No `signal`: p-retry would turn an attempt that succeeded while the end came
+        // into a failure. The end stops the retries here instead.
         shouldRetry: async ({ error }) => {
           failedAttempts++;
           const failure = error as Partial<AttemptFailure>;
@@ -154,13 +155,17 @@ export class HeartbeatLoop {
             if (decision.holdUntil !== undefined) this.holdUntil = decision.holdUntil;
             return false;
           }
+          if (stop?.aborted) return false;
           if (decision.reloadToken) {
             unauthorizedRetried = true;
             await this.o.bearer.unauthorized();
           }
           log.debug({ err: error, delayMs: decision.delayMs, last }, 'heartbeat attempt failed; retrying');
-          await clock.sleep(decision.delayMs, stop);
-          return true;
+          // Woken early by the end: the final heartbeat takes over.
+          return clock.sleep(decision.delayMs, stop).then(
+            () => true,
+            () => false,
+          );
         },
       });
       this.failuresInARow = 0;
