@@ -94,11 +94,11 @@ function startAgent(runId: string, env: Record<string, string>): ChildProcess {
   });
 }
 
-function procStatus(pid: number): { rssMb: number; rssAnonMb: number } {
+function procStatus(pid: number): { rssMiB: number; rssAnonMiB: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (field: string) =>
     Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
-  return { rssMb: kb('VmRSS') / 1024, rssAnonMb: kb('RssAnon') / 1024 };
+  return { rssMiB: kb('VmRSS') / 1024, rssAnonMiB: kb('RssAnon') / 1024 };
 }
 
 function cpuSeconds(pid: number): number {
@@ -174,14 +174,14 @@ for (let i = 0; i < (quick ? 30 : 200); i++) {
 await stop(reactive);
 
 // 4. (--long) Ten minutes at a 1 s interval: does resident memory stay flat?
-const soak: { minute: number; residentMb: number; privateRssAnonMb: number }[] = [];
+const soak: { minute: number; residentMiB: number; privateRssAnonMiB: number }[] = [];
 if (long) {
   const agent = startAgent(await newRun(), { HEARTBEAT_INTERVAL: '1s' });
   await nextHeartbeat();
   for (let minute = 1; minute <= 10; minute++) {
     await sleep(60_000);
     const m = procStatus(agent.pid as number);
-    soak.push({ minute, residentMb: round(m.rssMb), privateRssAnonMb: round(m.rssAnonMb) });
+    soak.push({ minute, residentMiB: round(m.rssMiB), privateRssAnonMiB: round(m.rssAnonMiB) });
   }
   await stop(agent);
 }
@@ -220,8 +220,8 @@ console.log(
       startupCpuSeconds: { median: round(median(startCpu), 2), max: round(Math.max(...startCpu), 2) },
       steadyAfterSeconds: steadySeconds,
       steadyIntervalMs: 200,
-      residentMb: round(steadyMemory.rssMb),
-      privateRssAnonMb: round(steadyMemory.rssAnonMb),
+      residentMiB: round(steadyMemory.rssMiB),
+      privateRssAnonMiB: round(steadyMemory.rssAnonMiB),
       cpuPerHeartbeatMs: round(cpuPerHeartbeatMs, 2),
       changeToHeartbeatMs: {
         p50: round(percentile(changeLatency, 50), 2),
@@ -233,8 +233,8 @@ console.log(
         seconds: idleSeconds,
         intervalMs: 30_000,
         millicores: round(idleMillicores, 2),
-        residentMb: round(idleMemory.rssMb),
-        privateRssAnonMb: round(idleMemory.rssAnonMb),
+        residentMiB: round(idleMemory.rssMiB),
+        privateRssAnonMiB: round(idleMemory.rssAnonMiB),
       },
       kubeApi: {
         requestsInIdleWindow: kubeRequests.length,
