@@ -209,17 +209,7 @@ export class KubeApi {
       abort.abort();
     }, options.connectTimeoutMs);
     try {
-      const { dispatcher, origin, headers, prefix } = await this.prepare(where);
-      const response = await dispatcher.request({
-        origin,
-        path: prefix + where,
-        method: 'GET',
-        headers,
-        signal,
-        // Our own timers bound connecting and silence; undici's 300 s ones would only interfere.
-        headersTimeout: 0,
-        bodyTimeout: 0,
-      });
+      const response = await this.send(where, signal, true);
       if (response.statusCode !== 200) {
         throw httpError(where, response.statusCode, await response.body.text());
       }
@@ -274,14 +264,7 @@ export class KubeApi {
       deadline.abort();
     }, call.timeoutMs);
     try {
-      const { dispatcher, origin, headers, prefix } = await this.prepare(where);
-      const response = await dispatcher.request({
-        origin,
-        path: prefix + where,
-        method: 'GET',
-        headers,
-        signal,
-      });
+      const response = await this.send(where, signal, false);
       const body = await response.body.text();
       if (response.statusCode !== 200) throw httpError(where, response.statusCode, body);
       return parse(body, where);
@@ -294,6 +277,24 @@ export class KubeApi {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** One GET on the shared dispatcher, with the kubeconfig's headers. */
+  private async send(
+    where: string,
+    signal: AbortSignal,
+    streaming: boolean,
+  ): Promise<Dispatcher.ResponseData> {
+    const { dispatcher, origin, headers, prefix } = await this.prepare(where);
+    return dispatcher.request({
+      origin,
+      path: prefix + where,
+      method: 'GET',
+      headers,
+      signal,
+      // A watch's own timers bound connecting and silence; undici's 300 s ones would only interfere.
+      ...(streaming ? { headersTimeout: 0, bodyTimeout: 0 } : {}),
+    });
   }
 
   /** Headers and TLS material as the kubeconfig gives them now; the dispatcher reused while they hold. */
