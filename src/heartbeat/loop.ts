@@ -178,7 +178,8 @@ export class HeartbeatLoop {
       );
     } catch (error) {
       this.o.observer.heartbeat('failure', clock.now());
-      const failure = error as Partial<AttemptFailure> & { errorCode?: string; errorMessage?: string };
+      // The error carries the status and the service's ErrorResponse code and message.
+      const failure = error as Partial<AttemptFailure>;
       const level = failure.retryable === false ? 'error' : 'warn';
       log[level]({ err: error, status: failure.status, last, attempts: failedAttempts }, 'heartbeat failed');
     }
