@@ -12,7 +12,7 @@ import { startEmulator } from '../emulator/server.ts';
 import { FakeKubeApiServer } from '../kube/fake-api-server.ts';
 import { TesClient } from '../tes/client.ts';
 import type { ContainerStatus, HeartbeatTaskRunRequest } from '../tes/types.gen.ts';
-import { job, NAMESPACE, node, POD_NAME, stages } from './scenario.ts';
+import { job, kubeNow, NAMESPACE, node, POD_NAME, stages } from './scenario.ts';
 
 const demoSettings = {};
 const NONCE = 'demo-nonce-1';
@@ -42,7 +42,7 @@ export async function run(argv: string[]): Promise<number> {
     kube.set('nodes', node);
     kube.set('jobs', job);
     const script = stages();
-    const startedAt = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    const startedAt = kubeNow();
     kube.set('pods', (script[0] as (typeof script)[0]).pod(startedAt));
 
     const agent = spawn(process.execPath, [process.argv[1] as string, 'agent'], {

@@ -8,6 +8,11 @@ export const POD_NAME = 'task-demo-x7k2p';
 export const NODE_NAME = 'kind-worker';
 const JOB_NAME = 'task-demo';
 
+/** Now, at the second, as the API server writes timestamps. */
+export function kubeNow(): string {
+  return new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+}
+
 export interface Stage {
   /** Milliseconds after the agent started. */
   atMs: number;
@@ -83,7 +88,7 @@ export function stages(): Stage[] {
                 reason: 'Unschedulable',
                 message:
                   '0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.',
-                lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+                lastTransitionTime: kubeNow(),
               },
             ],
           },
@@ -141,7 +146,7 @@ export function stages(): Stage[] {
                 exitCode: 0,
                 reason: 'Completed',
                 startedAt,
-                finishedAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+                finishedAt: kubeNow(),
                 containerID: 'containerd://task-0001',
               },
             },
