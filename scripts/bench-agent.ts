@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { job, kubeNow, NAMESPACE, NODE_NAME, node, POD_NAME, stages } from '../src/demo/scenario.ts';
 import { startEmulator } from '../src/emulator/server.ts';
-import { FakeKubeApiServer } from '../src/kube/fake-api-server.ts';
+import { FakeKubeApiServer } from '../src/testing/fake-kube-api-server.ts';
 import { TesClient } from '../src/tes/client.ts';
 
 const root = path.resolve(import.meta.dirname, '..');

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { EXIT_INTERNAL, EXIT_OK, reportInvalid } from '../cli/exit.ts';
 import { helpText, parseSettings } from '../config/settings.ts';
 import { startEmulator } from '../emulator/server.ts';
-import { FakeKubeApiServer } from '../kube/fake-api-server.ts';
+import { FakeKubeApiServer } from '../testing/fake-kube-api-server.ts';
 import { TesClient } from '../tes/client.ts';
 import type { ContainerStatus, HeartbeatTaskRunRequest } from '../tes/types.gen.ts';
 import { job, kubeNow, NAMESPACE, node, POD_NAME, stages } from './scenario.ts';

@@ -1,7 +1,7 @@
 // The demo's task pod, stage by stage, shaped as the API server serves it: the
 // scheduler first finds no room, then the kubelet pulls and starts the task
 // container, which exits 0. The agent runs beside it as a regular sidecar.
-import type { KubeObject } from '../kube/fake-api-server.ts';
+import type { KubeObject } from '../testing/fake-kube-api-server.ts';
 
 export const NAMESPACE = 'tes-demo';
 export const POD_NAME = 'task-demo-x7k2p';

@@ -1,0 +1,120 @@
+// deploy/: the example Jobs and the kind configuration, validated like the chart's objects,
+// and the explicit sidecars checked against the snippet the chart publishes.
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { parse } from 'yaml';
+import {
+  findOne,
+  type K8sObject,
+  parseManifests,
+  RELEASE_NAMESPACE,
+  renderChart,
+  repoRoot,
+} from '../support/helm-chart.ts';
+import { podInvariantErrors, podSpecOf, validateObject } from '../support/k8s-schema-validate.ts';
+
+// biome-ignore lint/suspicious/noExplicitAny: manifests are walked dynamically
+type Any = any;
+
+const examplesDir = path.join(repoRoot, 'deploy/examples');
+const exampleFiles = readdirSync(examplesDir).filter((f) => f.endsWith('.yaml'));
+const load = (file: string): K8sObject[] =>
+  parseManifests(readFileSync(path.join(examplesDir, file), 'utf8'));
+const podOf = (file: string): Any => podSpecOf(load(file)[0] as K8sObject);
+const templateOf = (file: string): Any => (load(file)[0] as Any).spec.template;
+
+/** The chart's published snippet with default values (the examples use the default image). */
+function publishedSnippet(key: string): Any {
+  const cm = findOne(renderChart({}), 'ConfigMap', 'tes-tes-heartbeat-sidecar', RELEASE_NAMESPACE) as Any;
+  return parse(cm.data[key]);
+}
+
+test('the three examples are there', () => {
+  expect(exampleFiles.sort()).toEqual([
+    'job-injected.yaml',
+    'job-native-sidecar.yaml',
+    'job-regular-sidecar.yaml',
+  ]);
+});
+
+describe.each(exampleFiles)('%s', (file) => {
+  test('validates against the Kubernetes schemas, strictly', async () => {
+    const objects = load(file);
+    expect(objects.map((o) => o.kind)).toEqual(['Job']);
+    expect((await Promise.all(objects.map(validateObject))).flat()).toEqual([]);
+  });
+
+  test('keeps the pod rules: native sidecar placement, downward-API quoting, resources, hardened securityContext', () => {
+    expect(load(file).flatMap(podInvariantErrors)).toEqual([]);
+  });
+
+  test('passes the run id and nonce as pod annotations and runs as the chart-bound service account', () => {
+    const template = templateOf(file);
+    expect(Object.keys(template.metadata.annotations).sort()).toEqual([
+      'tes-heartbeat/nonce',
+      'tes-heartbeat/run-id',
+    ]);
+    expect(template.spec.serviceAccountName).toBe('tes-heartbeat');
+    expect(template.spec.restartPolicy).toBe('Never');
+  });
+});
+
+test('native example: the agent is the first init container, restartPolicy Always, exactly the published native snippet', () => {
+  const pod = podOf('job-native-sidecar.yaml');
+  expect(pod.initContainers[0]).toEqual(publishedSnippet('native-sidecar.yaml'));
+  expect(pod.containers.map((c: Any) => c.name)).toEqual(['task']);
+});
+
+test('regular example: the agent is a regular container without restartPolicy, exactly the published snippet', () => {
+  const pod = podOf('job-regular-sidecar.yaml');
+  expect(pod.initContainers).toBeUndefined();
+  expect(pod.containers.map((c: Any) => c.name)).toEqual(['task', 'tes-heartbeat']);
+  expect(pod.containers[1]).toEqual(publishedSnippet('sidecar.yaml'));
+});
+
+test('injection example: the label and two annotations, no agent of its own', () => {
+  const template = templateOf('job-injected.yaml');
+  expect(template.metadata.labels['tes-heartbeat/inject']).toBe('true');
+  const names = [...(template.spec.initContainers ?? []), ...template.spec.containers].map(
+    (c: Any) => c.name,
+  );
+  expect(names).toEqual(['task']);
+  const explicit = templateOf('job-native-sidecar.yaml');
+  expect(explicit.metadata.labels['tes-heartbeat/inject']).toBeUndefined();
+});
+
+test('the pod invariants catch what they claim to (a broken pod fails each check)', () => {
+  const broken = load('job-regular-sidecar.yaml')[0] as Any;
+  const agent = broken.spec.template.spec.containers[1];
+  agent.restartPolicy = 'Always';
+  agent.env[0].valueFrom.fieldRef.fieldPath = 'metadata.annotations["tes-heartbeat/run-id"]';
+  agent.volumeMounts = [{ name: 'snippet', mountPath: '/etc/x/sidecar.yaml', subPath: 'sidecar.yaml' }];
+  delete agent.resources.requests;
+  agent.securityContext.readOnlyRootFilesystem = false;
+  const errors = podInvariantErrors(broken).join('\n');
+  for (const expected of [
+    'restartPolicy',
+    'single quotes',
+    'subPath',
+    'no cpu requests',
+    'writable root filesystem',
+  ]) {
+    expect(errors).toContain(expected);
+  }
+});
+
+test('every chart object with a pod keeps the same pod rules', () => {
+  const sets = [{}, { emulator: { enabled: true } }, { webhook: { certManager: { enabled: true } } }];
+  for (const values of sets) expect(renderChart(values).flatMap(podInvariantErrors)).toEqual([]);
+});
+
+test('kind cluster config: one kind.x-k8s.io/v1alpha4 Cluster with a control-plane node', () => {
+  const config = parse(readFileSync(path.join(repoRoot, 'deploy/kind/cluster.yaml'), 'utf8'));
+  expect(config).toMatchObject({
+    kind: 'Cluster',
+    apiVersion: 'kind.x-k8s.io/v1alpha4',
+    name: 'tes-heartbeat',
+  });
+  expect(config.nodes.map((n: Any) => n.role)).toContain('control-plane');
+});

@@ -1,0 +1,88 @@
+// The fake Kubernetes API server over HTTPS with the test CA, plus a kubeconfig file
+// for it: what every test that needs "a cluster" starts.
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import {
+  FakeKubeApiServer,
+  type FakeKubeApiOptions,
+  type KubeObject,
+} from '../../src/testing/fake-kube-api-server.ts';
+
+export { FakeKubeApiServer };
+export type {
+  FakeKubeApiOptions,
+  Failure,
+  KubeObject,
+  KubeResource,
+  RequestMatch,
+  RequestRecord,
+} from '../../src/testing/fake-kube-api-server.ts';
+
+const tlsDir = path.join(import.meta.dirname, '..', 'fixtures', 'tls');
+
+export const testTls = {
+  cert: readFileSync(path.join(tlsDir, 'server.crt'), 'utf8'),
+  key: readFileSync(path.join(tlsDir, 'server.key'), 'utf8'),
+  ca: readFileSync(path.join(tlsDir, 'ca.crt'), 'utf8'),
+};
+
+export interface FakeKube {
+  server: FakeKubeApiServer;
+  /** A kubeconfig file for the server (CA data and bearer token inside). */
+  kubeconfigPath: string;
+  close(): Promise<void>;
+}
+
+/** Starts the fake API server on 127.0.0.1 with the test TLS material and writes its kubeconfig. */
+export async function startFakeKube(options: Omit<FakeKubeApiOptions, 'tls'> = {}): Promise<FakeKube> {
+  const server = await FakeKubeApiServer.start({ ...options, tls: testTls });
+  const dir = await mkdtemp(path.join(tmpdir(), 'fake-kube-'));
+  const kubeconfigPath = path.join(dir, 'kubeconfig');
+  await writeFile(kubeconfigPath, server.kubeconfig(), { mode: 0o600 });
+  return {
+    server,
+    kubeconfigPath,
+    async close() {
+      await server.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A minimal pod as the API returns it, with one container per name. */
+export function testPod(options: {
+  name?: string;
+  namespace?: string;
+  containers?: string[];
+  nodeName?: string;
+  owner?: { kind: string; name: string; apiVersion?: string };
+  status?: KubeObject;
+}): KubeObject {
+  const containers = options.containers ?? ['main'];
+  return {
+    metadata: {
+      name: options.name ?? 'task-pod',
+      namespace: options.namespace ?? 'tasks',
+      ...(options.owner && {
+        ownerReferences: [
+          {
+            apiVersion: options.owner.apiVersion ?? 'batch/v1',
+            kind: options.owner.kind,
+            name: options.owner.name,
+            uid: 'owner-uid',
+            controller: true,
+            blockOwnerDeletion: true,
+          },
+        ],
+      }),
+    },
+    spec: {
+      restartPolicy: 'Never',
+      ...(options.nodeName && { nodeName: options.nodeName }),
+      containers: containers.map((name) => ({ name, image: 'busybox' })),
+    },
+    status: options.status ?? { phase: 'Pending' },
+  };
+}

@@ -1,0 +1,351 @@
+// Test helpers for the webhook: AdmissionReview requests shaped as the API
+// server sends them, an HTTPS client trusting the test CA, JSON Patch
+// application with a real JSON Patch library, and the pod checks the API
+// server would make (the Kubernetes schema plus the rules it enforces beyond it).
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { V1Container, V1Pod } from '@kubernetes/client-node';
+import fastJsonPatch from 'fast-json-patch';
+import { Agent, request } from 'undici';
+import pino from 'pino';
+import { parseTemplate } from '../../src/webhook/template.ts';
+import type { K8sObject } from './helm-chart.ts';
+import { validateObject } from './k8s-schema-validate.ts';
+import type { WebhookConfig } from '../../src/webhook/webhook.ts';
+
+export const fixtures = path.join(import.meta.dirname, '..', 'fixtures');
+export const tlsDir = path.join(fixtures, 'tls');
+export const templateFile = path.join(fixtures, 'webhook/sidecar.yaml');
+
+export async function readTls(name: 'server' | 'server2' | 'ca') {
+  const cert = await readFile(path.join(tlsDir, `${name}.crt`), 'utf8');
+  const key = name === 'ca' ? '' : await readFile(path.join(tlsDir, `${name}.key`), 'utf8');
+  return { cert, key };
+}
+
+export async function loadTemplate(): Promise<V1Container> {
+  return parseTemplate(templateFile, await readFile(templateFile, 'utf8'));
+}
+
+export async function tempDir(prefix = 'webhook-'): Promise<string> {
+  return mkdtemp(path.join(tmpdir(), prefix));
+}
+
+/** A logger that drops everything (pino with level silent). */
+export const silentLogger = pino({ level: 'silent' });
+
+export async function webhookConfig(overrides: Partial<WebhookConfig> = {}): Promise<WebhookConfig> {
+  return {
+    template: { file: templateFile, container: await loadTemplate() },
+    taskServiceAccounts: ['tes-heartbeat'],
+    sidecarMode: 'native',
+    self: 'tes-heartbeat',
+    kubeconfig: undefined,
+    addr: { host: '127.0.0.1', port: 0 },
+    tlsCert: path.join(tlsDir, 'server.crt'),
+    tlsKey: path.join(tlsDir, 'server.key'),
+    httpAddr: { host: '127.0.0.1', port: 0 },
+    logLevel: 'silent',
+    logFormat: 'json',
+    ...overrides,
+  };
+}
+
+let uids = 0;
+
+/**
+ * A Job's pod as the API server hands it to a mutating webhook: after
+ * defaulting and the ServiceAccount plugin (token volume mounted), with
+ * `generateName` and no name, uid, creationTimestamp or namespace.
+ */
+export function jobPod(
+  options: {
+    labels?: Record<string, string>;
+    annotations?: Record<string, string> | undefined;
+    serviceAccountName?: string;
+    initContainers?: V1Container[];
+    automountServiceAccountToken?: boolean;
+  } = {},
+): V1Pod {
+  const mount = {
+    name: 'kube-api-access-x7k2p',
+    mountPath: '/var/run/secrets/kubernetes.io/serviceaccount',
+    readOnly: true,
+  };
+  const pod: V1Pod = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      generateName: 'task-8f2c-',
+      labels: {
+        'batch.kubernetes.io/controller-uid': '5f6d4b2a-1c3e-4d5f-8a9b-0c1d2e3f4a5b',
+        'batch.kubernetes.io/job-name': 'task-8f2c',
+        'controller-uid': '5f6d4b2a-1c3e-4d5f-8a9b-0c1d2e3f4a5b',
+        'job-name': 'task-8f2c',
+        'tes-heartbeat/inject': 'true',
+        ...options.labels,
+      },
+      ...(options.annotations !== undefined
+        ? Object.keys(options.annotations).length > 0
+          ? { annotations: options.annotations }
+          : {}
+        : { annotations: { 'tes-heartbeat/run-id': 'run-0001' } }),
+      ownerReferences: [
+        {
+          apiVersion: 'batch/v1',
+          kind: 'Job',
+          name: 'task-8f2c',
+          uid: '5f6d4b2a-1c3e-4d5f-8a9b-0c1d2e3f4a5b',
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ],
+    },
+    spec: {
+      volumes: [
+        {
+          name: 'kube-api-access-x7k2p',
+          projected: {
+            defaultMode: 420,
+            sources: [
+              { serviceAccountToken: { expirationSeconds: 3607, path: 'token' } },
+              { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+            ],
+          },
+        },
+      ],
+      ...(options.initContainers && { initContainers: options.initContainers }),
+      containers: [
+        {
+          name: 'task',
+          image: 'docker.io/library/busybox:1.36',
+          command: ['sh', '-c', 'echo working; sleep 1'],
+          resources: {},
+          terminationMessagePath: '/dev/termination-log',
+          terminationMessagePolicy: 'File',
+          imagePullPolicy: 'IfNotPresent',
+          volumeMounts: [mount],
+        },
+      ],
+      restartPolicy: 'Never',
+      terminationGracePeriodSeconds: 30,
+      dnsPolicy: 'ClusterFirst',
+      serviceAccountName: options.serviceAccountName ?? 'tes-heartbeat',
+      serviceAccount: options.serviceAccountName ?? 'tes-heartbeat',
+      ...(options.automountServiceAccountToken !== undefined && {
+        automountServiceAccountToken: options.automountServiceAccountToken,
+      }),
+      securityContext: {},
+      schedulerName: 'default-scheduler',
+      tolerations: [
+        {
+          key: 'node.kubernetes.io/not-ready',
+          operator: 'Exists',
+          effect: 'NoExecute',
+          tolerationSeconds: 300,
+        },
+        {
+          key: 'node.kubernetes.io/unreachable',
+          operator: 'Exists',
+          effect: 'NoExecute',
+          tolerationSeconds: 300,
+        },
+      ],
+      priority: 0,
+      enableServiceLinks: true,
+      preemptionPolicy: 'PreemptLowerPriority',
+    },
+  };
+  return pod;
+}
+
+/** An AdmissionReview v1 request for `pod`: the namespace in the request only. */
+export function admissionReview(
+  pod: unknown,
+  options: {
+    operation?: string;
+    namespace?: string;
+    oldObject?: unknown;
+    dryRun?: boolean;
+    uid?: string;
+  } = {},
+) {
+  const operation = options.operation ?? 'CREATE';
+  return {
+    kind: 'AdmissionReview',
+    apiVersion: 'admission.k8s.io/v1',
+    request: {
+      uid: options.uid ?? `0b5c4f3e-9d2a-4c1b-8e7f-${String(++uids).padStart(12, '0')}`,
+      kind: { group: '', version: 'v1', kind: 'Pod' },
+      resource: { group: '', version: 'v1', resource: 'pods' },
+      requestKind: { group: '', version: 'v1', kind: 'Pod' },
+      requestResource: { group: '', version: 'v1', resource: 'pods' },
+      namespace: options.namespace ?? 'tasks',
+      operation,
+      userInfo: {
+        username: 'system:serviceaccount:kube-system:job-controller',
+        uid: 'c1b2a3d4-0000-4000-8000-000000000001',
+        groups: ['system:serviceaccounts', 'system:serviceaccounts:kube-system', 'system:authenticated'],
+      },
+      object: pod,
+      oldObject: options.oldObject ?? null,
+      dryRun: options.dryRun ?? false,
+      options: {
+        kind: operation === 'UPDATE' ? 'UpdateOptions' : 'CreateOptions',
+        apiVersion: 'meta.k8s.io/v1',
+      },
+    },
+  };
+}
+
+/** An HTTPS client trusting the test CA, with keep-alive. */
+export async function httpsClient() {
+  const ca = (await readTls('ca')).cert;
+  return new Agent({ connect: { ca, servername: 'localhost' } });
+}
+
+/** An answer's JSON: an AdmissionReview, or `{ error }` for a refused request. */
+export interface AnswerBody {
+  apiVersion?: string;
+  kind?: string;
+  response: { uid: string; allowed: boolean; patchType?: string; patch?: string; warnings?: string[] };
+  error?: string;
+}
+
+export interface ReviewAnswer {
+  status: number;
+  contentType: string | undefined;
+  body: AnswerBody;
+}
+
+export async function post(
+  dispatcher: Agent,
+  port: number,
+  body: string,
+  pathAndQuery = '/mutate?timeout=5s',
+  method = 'POST',
+): Promise<ReviewAnswer> {
+  const res = await request(`https://127.0.0.1:${port}${pathAndQuery}`, {
+    method: method as 'POST',
+    dispatcher,
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    ...(method === 'GET' || method === 'HEAD' ? {} : { body }),
+  });
+  const text = await res.body.text();
+  let parsed: AnswerBody;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new Error(`answer ${res.statusCode} is not JSON: ${text.slice(0, 200)}`);
+  }
+  return {
+    status: res.statusCode,
+    contentType: res.headers['content-type'] as string | undefined,
+    body: parsed,
+  };
+}
+
+export async function review(dispatcher: Agent, port: number, reviewBody: unknown): Promise<ReviewAnswer> {
+  return post(dispatcher, port, JSON.stringify(reviewBody));
+}
+
+/** The JSON Patch of an answer, decoded, or undefined when the answer carries none. */
+export function patchOf(answer: ReviewAnswer): fastJsonPatch.Operation[] | undefined {
+  const response = answer.body.response;
+  if (response.patch === undefined) {
+    if (response.patchType !== undefined) throw new Error('patchType without patch');
+    return undefined;
+  }
+  if (response.patchType !== 'JSONPatch') throw new Error(`patchType ${response.patchType}`);
+  return JSON.parse(Buffer.from(response.patch, 'base64').toString('utf8')) as fastJsonPatch.Operation[];
+}
+
+/** Applies the answer's patch to `pod` with fast-json-patch (validating each operation). */
+export function applyAnswer(pod: V1Pod, answer: ReviewAnswer): V1Pod {
+  const patch = patchOf(answer);
+  if (!patch) return structuredClone(pod);
+  return fastJsonPatch.applyPatch(structuredClone(pod), patch, true, false).newDocument;
+}
+
+/**
+ * Validates `pod` against the Kubernetes schema and field lists (test/k8s-schema-validate.ts:
+ * kubernetes-models' OpenAPI schemas, unknown fields refused) and the API server's rules
+ * for what the webhook touches: unique container names, `restartPolicy` only on init
+ * containers and only `Always`, probes and lifecycle only on such sidecars among init
+ * containers, downward-API annotation paths in single quotes. Throws with every problem.
+ */
+export async function validatePod(pod: V1Pod): Promise<void> {
+  // A pod created from generateName has no name yet; the schema check wants one.
+  const named = { ...pod, metadata: { name: 'task-8f2c-x7k2p', ...pod.metadata } };
+  const schema = await validateObject(named as unknown as K8sObject);
+  if (schema.length > 0) throw new Error(`invalid pod:\n${schema.join('\n')}`);
+  const problems: string[] = [];
+  const spec = pod.spec;
+  if (!spec) throw new Error('pod without spec');
+  const all = [...(spec.initContainers ?? []), ...spec.containers];
+  const names = all.map((c) => c.name);
+  if (new Set(names).size !== names.length) problems.push(`container names not unique: ${names.join(', ')}`);
+  for (const c of spec.containers) {
+    if (c.restartPolicy !== undefined) problems.push(`containers[${c.name}].restartPolicy: not allowed`);
+  }
+  for (const c of spec.initContainers ?? []) {
+    if (c.restartPolicy !== undefined && c.restartPolicy !== 'Always') {
+      problems.push(`initContainers[${c.name}].restartPolicy: only Always`);
+    }
+    if (
+      c.restartPolicy !== 'Always' &&
+      (c.livenessProbe || c.readinessProbe || c.startupProbe || c.lifecycle)
+    ) {
+      problems.push(`initContainers[${c.name}]: probes and lifecycle only on restartable init containers`);
+    }
+  }
+  for (const c of all) {
+    for (const e of c.env ?? []) {
+      const fieldPath = e.valueFrom?.fieldRef?.fieldPath;
+      if (
+        fieldPath?.startsWith('metadata.annotations') &&
+        !/^metadata\.annotations\['[^'"]+'\]$/.test(fieldPath)
+      ) {
+        problems.push(`${c.name}: env ${e.name}: bad fieldPath ${fieldPath}`);
+      }
+    }
+  }
+  if (problems.length > 0) throw new Error(`invalid pod:\n${problems.join('\n')}`);
+}
+
+/**
+ * Writes `files` into `dir` the way the kubelet updates a Secret or ConfigMap
+ * volume: a fresh timestamped directory, then an atomic swap of the `..data`
+ * symlink the visible names point through.
+ */
+export async function kubeletWrite(dir: string, files: Record<string, string>): Promise<void> {
+  const { mkdir, rename, symlink, writeFile, lstat } = await import('node:fs/promises');
+  const version = `..${Date.now()}_${Math.random().toString(36).slice(2)}`;
+  await mkdir(path.join(dir, version));
+  for (const [name, content] of Object.entries(files))
+    await writeFile(path.join(dir, version, name), content);
+  await symlink(version, path.join(dir, '..data_tmp'));
+  await rename(path.join(dir, '..data_tmp'), path.join(dir, '..data'));
+  for (const name of Object.keys(files)) {
+    const exists = await lstat(path.join(dir, name)).then(
+      () => true,
+      () => false,
+    );
+    if (!exists) await symlink(path.join('..data', name), path.join(dir, name));
+  }
+}
+
+/** The serial number of the certificate a TLS server presents for `localhost`. */
+export async function servedSerial(port: number): Promise<string> {
+  const { connect } = await import('node:tls');
+  const ca = (await readTls('ca')).cert;
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port, ca, servername: 'localhost' }, () => {
+      const serial = socket.getPeerCertificate().serialNumber;
+      socket.end();
+      resolve(serial);
+    });
+    socket.on('error', reject);
+  });
+}

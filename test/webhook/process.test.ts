@@ -1,0 +1,137 @@
+// The built `tes-heartbeat webhook` as a process: settings errors, and SIGTERM
+// while reviews are being received.
+import { type ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
+import { connect, type TLSSocket } from 'node:tls';
+import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../support/fake-clock.ts';
+import { admissionReview, jobPod, readTls, templateFile, tlsDir } from '../support/webhook-helpers.ts';
+
+const cli = path.join(import.meta.dirname, '../../dist/tes-heartbeat.js');
+const children: ChildProcess[] = [];
+afterEach(() => {
+  for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
+});
+
+function runCli(args: string[], env: Record<string, string>) {
+  const child = spawn(process.execPath, [cli, 'webhook', ...args], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (d) => {
+    stdout += d;
+  });
+  child.stderr?.on('data', (d) => {
+    stderr += d;
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, exited, out: () => stdout, err: () => stderr };
+}
+
+const baseEnv = {
+  SIDECAR_TEMPLATE: templateFile,
+  WEBHOOK_TLS_CERT: path.join(tlsDir, 'server.crt'),
+  WEBHOOK_TLS_KEY: path.join(tlsDir, 'server.key'),
+  SIDECAR_MODE: 'native',
+  WEBHOOK_ADDR: '127.0.0.1:0',
+  HTTP_ADDR: 'off',
+};
+
+describe('tes-heartbeat webhook (process)', () => {
+  it('exits 2 with one plain line per bad setting', async () => {
+    const run = runCli(['--sidecar-mode', 'sometimes'], {
+      SIDECAR_TEMPLATE: path.join(tlsDir, 'ca.crt'), // not a Container
+      WEBHOOK_ADDR: 'localhost',
+      HTTP_ADDR: 'nowhere',
+      AGENT_CONTAINER_NAME: 'Bad_Name',
+    });
+    expect(await run.exited).toBe(2);
+    const lines = run.err().trim().split('\n');
+    expect(lines).toEqual([
+      expect.stringMatching(/^tes-heartbeat webhook: SIDECAR_TEMPLATE \(--sidecar-template\): .*ca\.crt: /),
+      expect.stringMatching(
+        /^tes-heartbeat webhook: SIDECAR_MODE \(--sidecar-mode\): 'sometimes' is not one of/,
+      ),
+      expect.stringMatching(
+        /^tes-heartbeat webhook: AGENT_CONTAINER_NAME \(--self\): 'Bad_Name' is not a container name/,
+      ),
+      expect.stringMatching(/^tes-heartbeat webhook: WEBHOOK_ADDR \(--addr\): /),
+      'tes-heartbeat webhook: WEBHOOK_TLS_CERT (--tls-cert): required',
+      'tes-heartbeat webhook: WEBHOOK_TLS_KEY (--tls-key): required',
+      expect.stringMatching(/^tes-heartbeat webhook: HTTP_ADDR \(--http-addr\): /),
+    ]);
+    expect(run.out()).toBe('');
+  });
+
+  it('exits 2 when the kubeconfig of auto mode cannot be loaded', async () => {
+    const run = runCli([], { ...baseEnv, SIDECAR_MODE: 'auto', KUBECONFIG: '/nonexistent/kubeconfig' });
+    expect(await run.exited).toBe(2);
+    expect(run.err()).toMatch(
+      /^tes-heartbeat webhook: KUBECONFIG \(--kubeconfig\): cannot load the kubeconfig/,
+    );
+  });
+
+  it('on SIGTERM answers the review being received, closes idle connections and exits 0', async () => {
+    const run = runCli([], baseEnv);
+    const port = await waitFor(
+      () => {
+        const match = /"address":"127\.0\.0\.1:(\d+)"/.exec(run.out());
+        return match ? Number(match[1]) : undefined;
+      },
+      10_000,
+      'the webhook listening',
+    );
+    const ca = (await readTls('ca')).cert;
+    const open = () =>
+      new Promise<TLSSocket>((resolve, reject) => {
+        const socket = connect({ host: '127.0.0.1', port, ca, servername: 'localhost' }, () =>
+          resolve(socket),
+        );
+        socket.on('error', reject);
+      });
+    const collect = (socket: TLSSocket) => {
+      let data = '';
+      socket.on('data', (d) => {
+        data += d;
+      });
+      const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+      return { text: () => data, closed };
+    };
+    const requestHead = (length: number) =>
+      `POST /mutate?timeout=5s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`;
+
+    // An idle keep-alive connection that has already been answered once.
+    const idle = await open();
+    const idleData = collect(idle);
+    const warmup = JSON.stringify(admissionReview(jobPod()));
+    idle.write(requestHead(Buffer.byteLength(warmup)) + warmup);
+    await waitFor(() => idleData.text().includes('"allowed":true'), 5_000, 'the warm-up answer');
+
+    // A review whose body is still arriving when SIGTERM comes.
+    const body = JSON.stringify(admissionReview(jobPod()));
+    const busy = await open();
+    const busyData = collect(busy);
+    busy.write(requestHead(Buffer.byteLength(body)) + body.slice(0, 100));
+    await new Promise((r) => setTimeout(r, 200));
+    const signalledAt = Date.now();
+    run.child.kill('SIGTERM');
+
+    await idleData.closed; // idle connection closed by the server
+    await new Promise((r) => setTimeout(r, 200));
+    busy.write(body.slice(100));
+    await busyData.closed;
+    const answer = busyData.text();
+    expect(answer).toMatch(/^HTTP\/1\.1 200 OK/);
+    expect(answer).toMatch(/"patchType":"JSONPatch"/);
+    expect(answer.toLowerCase()).toContain('connection: close');
+
+    expect(await run.exited).toBe(0);
+    expect(Date.now() - signalledAt).toBeLessThan(8_000);
+    // No longer accepting.
+    await expect(open()).rejects.toThrow(/ECONNREFUSED/);
+    expect(run.out()).toMatch(/"msg":"webhook stopped"/);
+  });
+});
