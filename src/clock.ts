@@ -1,11 +1,16 @@
 // The one seam for time and chance: production code never calls Date.now,
-// setTimeout or Math.random directly, so tests can drive time deterministically.
+// performance.now, setTimeout or Math.random directly, so tests can drive time
+// deterministically. Two clocks, because the wall clock can step (NTP, a VM
+// resumed): anything that waits or measures uses `monotonic`; `now` only stamps.
+import { performance } from 'node:perf_hooks';
 import { setTimeout as sleepTimer } from 'node:timers/promises';
 
 export interface Clock {
-  /** Milliseconds since the epoch. */
+  /** Wall-clock milliseconds since the epoch: for timestamps only, never for intervals. */
   now(): number;
-  /** Resolves after `ms`; rejects with the signal's reason when aborted first. */
+  /** Milliseconds from an arbitrary origin that never steps: for intervals, deadlines, ages. */
+  monotonic(): number;
+  /** Resolves after `ms` of monotonic time; rejects with the signal's reason when aborted first. */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
   /** Uniform in [0, 1). */
   random(): number;
@@ -13,6 +18,7 @@ export interface Clock {
 
 export const systemClock: Clock = {
   now: () => Date.now(),
+  monotonic: () => performance.now(),
   sleep: (ms, signal) => sleepTimer(ms, undefined, signal ? { signal } : undefined),
   random: () => Math.random(),
 };

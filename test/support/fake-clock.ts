@@ -1,4 +1,5 @@
-// A Clock whose time moves only when a test says so. Sleepers are resolved in
+// A Clock whose time moves only when a test says so (`advance` moves both the wall
+// and the monotonic clock; `stepWall` the wall clock alone). Sleepers are resolved in
 // deadline order; I/O still runs in real time, so tests pair `advance` with
 // `waitFor` on observable effects.
 import type { Clock } from '../../src/clock.ts';
@@ -10,7 +11,10 @@ interface Sleeper {
 }
 
 export class FakeClock implements Clock {
+  /** Monotonic time: sleepers are due on it. */
   private time: number;
+  /** The wall clock is monotonic time plus this; `stepWall` moves it alone. */
+  private wallOffset = 0;
   private readonly sleepers: Sleeper[] = [];
   /** Every sleep ever requested, in ms, in order: for asserting exact delays. */
   readonly requestedSleeps: number[] = [];
@@ -21,7 +25,17 @@ export class FakeClock implements Clock {
   }
 
   now(): number {
+    return this.time + this.wallOffset;
+  }
+
+  /** Starts where the wall clock starts, so tests that only read `now` see no difference. */
+  monotonic(): number {
     return this.time;
+  }
+
+  /** Steps the wall clock alone (NTP, a VM resumed): no sleeper wakes, monotonic time stays. */
+  stepWall(ms: number): void {
+    this.wallOffset += ms;
   }
 
   /** Values `random()` returns next (then 0.5 once exhausted). */
