@@ -1,8 +1,15 @@
-// The heartbeat loop (contract policy rules 1–9): periodic with jitter, at once on
-// a state change but never inside the minimum gap, one request at a time, retries
-// that give way to the next heartbeat, and exactly one final heartbeat.
-// Everything it touches is passed in, so tests drive it with a fake clock.
-import pRetry from 'p-retry';
+// The heartbeat loop (contract policy rules 1–9, 13–15): periodic with jitter, at once
+// on a state change but never inside the minimum gap, one request at a time, retries
+// that give way to the next heartbeat, and exactly one final heartbeat, bounded.
+// Everything it touches is passed in, so tests drive it with a fake clock. Every wait
+// and deadline is on the monotonic clock; the wall clock only stamps (rule 14).
+//
+// One heartbeat is a short explicit loop (`beat`): attempt, ask the pure policy
+// (retry-policy.ts) what a failure means, carry that out in plain sight. Not p-retry:
+// its retries are counted per call, while ours stop at a moment (the next heartbeat,
+// the final deadline), share a failure count across heartbeats (rule 9), hold later
+// heartbeats (a long Retry-After) and give way to the end — all of it would live in
+// side effects inside its callbacks.
 import type { Clock } from '../clock.ts';
 import type { Logger } from '../log.ts';
 import type { HeartbeatTaskRunRequest, TaskRunHeartbeat } from '../tes/types.gen.ts';
@@ -19,9 +26,20 @@ export interface Bearer {
   rotated(jwt: string): Promise<void>;
 }
 
+/** What the loop reports as it goes (the metrics; the Events recorder). */
 export interface HeartbeatObserver {
+  /** One HTTP attempt ended, after `seconds`. */
   attempt(seconds: number): void;
-  heartbeat(result: 'success' | 'failure', at: number): void;
+  /** One heartbeat ended (retries included); `at` is wall-clock ms, a stamp. */
+  heartbeat(result: 'success' | 'failure', at: number, detail: HeartbeatDetail): void;
+}
+
+export interface HeartbeatDetail {
+  last: boolean;
+  /** Attempts made, the last one included. */
+  attempts: number;
+  /** Why it failed: a TesError (status, code, message) or the cut-off at the final deadline. */
+  error?: unknown;
 }
 
 export interface HeartbeatLoopOptions {
@@ -34,8 +52,15 @@ export interface HeartbeatLoopOptions {
   body(last: boolean): HeartbeatTaskRunRequest;
   /** The newest snapshot's container-state signature (rule 3). */
   signature(): string;
-  /** One HTTP attempt; throws an AttemptFailure-shaped error. */
-  send(body: HeartbeatTaskRunRequest, token: string | undefined): Promise<TaskRunHeartbeat>;
+  /**
+   * One HTTP attempt; throws an AttemptFailure-shaped error. Aborting `signal` ends
+   * it at once (the attempt in flight when the end comes, the final deadline).
+   */
+  send(
+    body: HeartbeatTaskRunRequest,
+    token: string | undefined,
+    signal: AbortSignal,
+  ): Promise<TaskRunHeartbeat>;
   bearer: Bearer;
   /** Discard the TES connections (rule 9). */
   resetConnections(): Promise<void>;
@@ -43,9 +68,14 @@ export interface HeartbeatLoopOptions {
 }
 
 const JITTER = 0.1;
+/** The final heartbeat's first attempt keeps at least half its deadline, never less than this. */
+const FINAL_FIRST_ATTEMPT_MIN_MS = 300;
+/** /healthz: the loop counts as alive while it ticked within max(2 × interval, this). */
+const LIVENESS_FLOOR_MS = 60_000;
 
 export class HeartbeatLoop {
   private readonly o: HeartbeatLoopOptions;
+  // Every time below is monotonic milliseconds.
   private lastStart: number | undefined;
   private nextPeriodicAt = 0;
   /** A Retry-After that ran past the next heartbeat holds the loop back until then. */
@@ -55,12 +85,20 @@ export class HeartbeatLoop {
   private wake = new AbortController();
   private readonly endController = new AbortController();
   private endSeenAt = 0;
+  /** Aborted when the attempt in flight and the refresh must give way to the final heartbeat. */
+  private readonly giveWay = new AbortController();
+  /** Aborted at the final deadline: whatever is still running then is cut off. */
+  private readonly cutOff = new AbortController();
+  /** Cancels the timers above once the loop is done, so none keeps the process alive. */
+  private readonly timers = new AbortController();
   private beforeFinal: Promise<unknown> = Promise.resolve();
   private finalSent = false;
+  private tickedAt: number;
   lastSuccessAt: number | undefined;
 
   constructor(options: HeartbeatLoopOptions) {
     this.o = options;
+    this.tickedAt = options.clock.monotonic();
   }
 
   get ending(): boolean {
@@ -72,19 +110,35 @@ export class HeartbeatLoop {
     return this.endController.signal;
   }
 
+  /** Aborted when the end's other work (the pod refresh) must stop for the final heartbeat. */
+  get giveWaySignal(): AbortSignal {
+    return this.giveWay.signal;
+  }
+
+  /** Whether the loop has ticked within max(2 × interval, 60 s): a wedged loop is not alive. */
+  alive(): boolean {
+    const window = Math.max(2 * this.o.intervalMs, LIVENESS_FLOOR_MS);
+    return this.o.clock.monotonic() - this.tickedAt <= window;
+  }
+
   /** The pod snapshot changed: wake the loop when a reported container changed state. */
   podUpdated(): void {
     if (this.changePending()) this.wake.abort();
   }
 
   /**
-   * The end has come: stop retrying, let the current attempt finish, wait for
-   * `prepare` (a last pod refresh), then send the final heartbeat. Only the first call counts.
+   * The end has come (rules 8 and 15): stop retrying, give the attempt in flight and
+   * `prepare` (a last pod refresh) until half the final deadline at most, then send
+   * the final heartbeat, cut off at the deadline. Only the first call counts.
    */
   end(reason: EndReason, prepare?: Promise<unknown>): void {
     if (this.ending) return;
-    this.o.log.info({ reason }, 'ending: the final heartbeat follows');
-    this.endSeenAt = this.o.clock.now();
+    const { clock, log, finalDeadlineMs } = this.o;
+    log.info({ reason }, 'ending: the final heartbeat follows');
+    this.endSeenAt = clock.monotonic();
+    const reserve = Math.min(finalDeadlineMs, Math.max(finalDeadlineMs / 2, FINAL_FIRST_ATTEMPT_MIN_MS));
+    this.abortAfter(this.giveWay, finalDeadlineMs - reserve, 'the final heartbeat goes first');
+    this.abortAfter(this.cutOff, finalDeadlineMs, 'FINAL_HEARTBEAT_DEADLINE passed');
     if (prepare) this.beforeFinal = prepare.catch(() => undefined);
     this.endController.abort(new Error(`ending: ${reason}`));
     this.wake.abort();
@@ -92,16 +146,30 @@ export class HeartbeatLoop {
 
   /** Runs until the final heartbeat was acknowledged or its deadline passed. */
   async run(): Promise<void> {
-    while (!this.ending) {
-      const wait = this.nextDueAt() - this.o.clock.now();
-      if (wait > 0) {
-        await this.sleep(wait);
-        continue;
+    try {
+      while (!this.ending) {
+        this.tick();
+        const wait = this.nextDueAt() - this.o.clock.monotonic();
+        if (wait > 0) {
+          await this.sleep(Math.min(wait, this.longestSleep()));
+          continue;
+        }
+        await this.beat(false);
       }
-      await this.beat(false);
+      await Promise.race([this.beforeFinal, aborted(this.giveWay.signal)]);
+      await this.beat(true);
+    } finally {
+      this.timers.abort();
     }
-    await this.beforeFinal;
-    await this.beat(true);
+  }
+
+  private tick(): void {
+    this.tickedAt = this.o.clock.monotonic();
+  }
+
+  /** Long sleeps are cut into pieces, so the loop ticks well inside the liveness window. */
+  private longestSleep(): number {
+    return 0.6 * Math.max(2 * this.o.intervalMs, LIVENESS_FLOOR_MS);
   }
 
   private changePending(): boolean {
@@ -119,84 +187,98 @@ export class HeartbeatLoop {
     await this.o.clock.sleep(ms, this.wake.signal).catch(() => undefined);
   }
 
+  /** One heartbeat: attempts until one is answered, the policy says stop, or the end takes over. */
   private async beat(last: boolean): Promise<void> {
     if (last && this.finalSent) return;
     this.finalSent ||= last;
     const { clock, log } = this.o;
-    const start = clock.now();
+    const start = clock.monotonic();
     this.lastStart = start;
     this.nextPeriodicAt = start + this.o.intervalMs * (1 - JITTER + 2 * JITTER * clock.random());
     const retryUntil = last ? this.endSeenAt + this.o.finalDeadlineMs : this.nextPeriodicAt;
-    // The final heartbeat's retries are bounded by its deadline, not by the end.
-    const stop = last ? undefined : this.endController.signal;
-    let failedAttempts = 0;
+    // An attempt in flight when the end comes gives way; the final one runs to its deadline.
+    const stop = last ? this.cutOff.signal : this.giveWay.signal;
+    let attempts = 0;
     let unauthorizedRetried = false;
 
-    try {
-      const reply = await pRetry(() => this.attempt(last), {
-        retries: Number.POSITIVE_INFINITY,
-        minTimeout: 0, // delays come from the retry policy, on our clock
-        // No `signal`: p-retry would turn an attempt that succeeded while the end came
-        // into a failure. The end stops the retries here instead.
-        shouldRetry: async ({ error }) => {
-          failedAttempts++;
-          const failure = error as Partial<AttemptFailure>;
-          await this.countFailedAttempt(failure);
-          const decision = retryDecision({
-            failure: { retryable: failure.retryable ?? false, ...pick(failure) },
-            failedAttempts,
-            now: clock.now(),
-            retryUntil,
-            final: last,
-            unauthorizedRetried,
-            random: clock.random(),
-          });
-          if (!decision.retry) {
-            if (decision.holdUntil !== undefined) this.holdUntil = decision.holdUntil;
-            return false;
-          }
-          if (stop?.aborted) return false;
+    for (;;) {
+      attempts++;
+      this.tick();
+      let reply: TaskRunHeartbeat;
+      try {
+        reply = await this.attempt(last, stop);
+      } catch (error) {
+        const failure = error as Partial<AttemptFailure>;
+        await this.countFailedAttempt(failure);
+        const decision = retryDecision({
+          failure: { retryable: failure.retryable ?? false, ...pick(failure) },
+          failedAttempts: attempts,
+          now: clock.monotonic(),
+          retryUntil,
+          final: last,
+          unauthorizedRetried,
+          random: clock.random(),
+        });
+        if (!decision.retry && decision.holdUntil !== undefined) this.holdUntil = decision.holdUntil;
+        // The end stops a heartbeat's retries: the final one takes over with fresh data.
+        if (decision.retry && (last || !this.ending)) {
           if (decision.reloadToken) {
             unauthorizedRetried = true;
             await this.o.bearer.unauthorized();
           }
           log.debug({ err: error, delayMs: decision.delayMs, last }, 'heartbeat attempt failed; retrying');
-          // Woken early by the end: the final heartbeat takes over.
-          return clock.sleep(decision.delayMs, stop).then(
-            () => true,
+          const woken = await clock.sleep(decision.delayMs, last ? stop : this.endSignal).then(
             () => false,
+            () => true,
           );
-        },
-      });
-      this.failuresInARow = 0;
-      this.lastSuccessAt = clock.now();
-      this.o.observer.heartbeat('success', this.lastSuccessAt);
-      if (reply.jwt) await this.o.bearer.rotated(reply.jwt);
-      log[last || failedAttempts > 0 ? 'info' : 'debug'](
-        { last, attempts: failedAttempts + 1 },
-        last ? 'final heartbeat acknowledged' : 'heartbeat acknowledged',
-      );
-    } catch (error) {
-      this.o.observer.heartbeat('failure', clock.now());
-      // The error carries the status and the service's ErrorResponse code and message.
-      const failure = error as Partial<AttemptFailure>;
-      const level = failure.retryable === false ? 'error' : 'warn';
-      log[level]({ err: error, status: failure.status, last, attempts: failedAttempts }, 'heartbeat failed');
+          if (!woken) continue;
+        }
+        this.failed(error, last, attempts);
+        return;
+      }
+      await this.succeeded(reply, last, attempts);
+      return;
     }
   }
 
-  private async attempt(last: boolean): Promise<TaskRunHeartbeat> {
+  /** One HTTP attempt, cut off when `stop` aborts (a fresh signal each time: no listener piles up). */
+  private async attempt(last: boolean, stop: AbortSignal): Promise<TaskRunHeartbeat> {
     const { clock, observer } = this.o;
     // Every attempt carries the newest snapshot, so a change seen now needs no beat of its own.
     this.sentSignature = this.o.signature();
     const body = this.o.body(last);
     const token = await this.o.bearer.current();
-    const started = clock.now();
+    stop.throwIfAborted();
+    const cut = new AbortController();
+    const onStop = () => cut.abort(stop.reason);
+    stop.addEventListener('abort', onStop, { once: true });
+    const started = clock.monotonic();
     try {
-      return await this.o.send(body, token);
+      return await this.o.send(body, token, cut.signal);
     } finally {
-      observer.attempt((clock.now() - started) / 1000);
+      stop.removeEventListener('abort', onStop);
+      observer.attempt((clock.monotonic() - started) / 1000);
     }
+  }
+
+  private async succeeded(reply: TaskRunHeartbeat, last: boolean, attempts: number): Promise<void> {
+    const { clock, log } = this.o;
+    this.failuresInARow = 0;
+    this.lastSuccessAt = clock.monotonic();
+    this.o.observer.heartbeat('success', clock.now(), { last, attempts });
+    if (reply.jwt) await this.o.bearer.rotated(reply.jwt);
+    log[last || attempts > 1 ? 'info' : 'debug'](
+      { last, attempts },
+      last ? 'final heartbeat acknowledged' : 'heartbeat acknowledged',
+    );
+  }
+
+  private failed(error: unknown, last: boolean, attempts: number): void {
+    const failure = error as Partial<AttemptFailure>;
+    this.o.observer.heartbeat('failure', this.o.clock.now(), { last, attempts, error });
+    // The error carries the status and the service's ErrorResponse code and message.
+    const level = failure.retryable === false ? 'error' : 'warn';
+    this.o.log[level]({ err: error, status: failure.status, last, attempts }, 'heartbeat failed');
   }
 
   /** Rule 9: two failed attempts in a row, across heartbeats, recycle the connections. */
@@ -210,6 +292,14 @@ export class HeartbeatLoop {
     this.o.log.info('two failed attempts in a row: dialling fresh TES connections');
     await this.o.resetConnections();
   }
+
+  /** Aborts `controller` after `ms` of monotonic time (the timer is cancelled when the loop is done). */
+  private abortAfter(controller: AbortController, ms: number, why: string): void {
+    this.o.clock.sleep(ms, this.timers.signal).then(
+      () => controller.abort(new Error(`heartbeat attempt cut off: ${why}`)),
+      () => undefined,
+    );
+  }
 }
 
 function pick(failure: Partial<AttemptFailure>): Omit<AttemptFailure, 'retryable'> {
@@ -217,4 +307,10 @@ function pick(failure: Partial<AttemptFailure>): Omit<AttemptFailure, 'retryable
     ...(failure.status !== undefined ? { status: failure.status } : {}),
     ...(failure.retryAfterMs !== undefined ? { retryAfterMs: failure.retryAfterMs } : {}),
   };
+}
+
+/** Resolves when `signal` aborts. */
+function aborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
 }

@@ -1,12 +1,13 @@
-// Contract policy rule 5 as a pure function: given a failed attempt, retry after
-// how long, or stop. No I/O, no clock: the loop passes `now` and a random number.
+// Contract policy rules 5 and 13 as a pure function: given a failed attempt, retry
+// after how long, or stop. No I/O, no clock: the loop passes `now` (monotonic) and a
+// random number, and carries out what this decides.
 
 /** What the loop knows of a failed attempt (the TES client's TesError fits). */
 export interface AttemptFailure {
   /** Network error, timeout, 408, 425, 429, 500, 502, 503, 504. */
   retryable: boolean;
   status?: number;
-  /** Parsed Retry-After, already relative to now. */
+  /** Parsed Retry-After, already relative to now (an HTTP date was turned into a delay once). */
   retryAfterMs?: number;
 }
 
@@ -19,6 +20,7 @@ export interface RetryContext {
   failure: AttemptFailure;
   /** Failed attempts of this heartbeat so far, this one included (1 after the first). */
   failedAttempts: number;
+  /** Monotonic milliseconds, like `retryUntil`. */
   now: number;
   /** No attempt may start at or after this: the next periodic heartbeat, or the final deadline. */
   retryUntil: number;
@@ -52,7 +54,9 @@ export function retryDecision(ctx: RetryContext): RetryDecision {
   if (!failure.retryable) return { retry: false, why: 'not-retryable' };
 
   const retryAfter = failure.retryAfterMs;
-  const delayMs = retryAfter ?? backoffMs(ctx.failedAttempts, ctx.random);
+  // Rule 13: Retry-After is a floor. `Retry-After: 0`, or a date already past by the
+  // TES's clock, must never make a pod retry faster than its backoff.
+  const delayMs = Math.max(retryAfter ?? 0, backoffMs(ctx.failedAttempts, ctx.random));
   if (ctx.now + delayMs < ctx.retryUntil) return { retry: true, delayMs };
 
   if (retryAfter !== undefined && !ctx.final) {

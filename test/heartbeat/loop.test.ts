@@ -105,10 +105,10 @@ async function start(
       ...(last ? { lastHeartbeat: true } : {}),
     }),
     signature: () => snapshot.state,
-    send: async (body, token) => {
+    send: async (body, token, signal) => {
       maxInFlight = Math.max(maxInFlight, ++inFlight);
       try {
-        return await client.heartbeatTaskRun('run-1', body, token ? { token } : {});
+        return await client.heartbeatTaskRun('run-1', body, { ...(token ? { token } : {}), signal });
       } finally {
         inFlight--;
       }
@@ -275,10 +275,14 @@ describe('rule 4 and 5: one at a time, retries with backoff', () => {
     const h = await start({ intervalMs: 10_000 });
     h.tes.reply({ status: 429, headers: { 'retry-after': '3600' } });
     await waitFor(() => h.tes.requests.length === 1);
-    expect((await h.idle())[0]).toBe(300_000);
+    // The loop sleeps in pieces (it ticks for /healthz), so the hold shows as time, not as one sleep.
+    await h.idle();
+    await h.clock.advance(100_000);
     h.snapshot.state = 'Running';
     h.loop.podUpdated(); // a change does not jump the hold either
-    expect((await h.idle())[0]).toBe(300_000);
+    await h.idle();
+    await h.clock.advance(199_999);
+    expect(h.tes.requests).toHaveLength(1);
     h.loop.end('signal');
     await waitFor(() => h.tes.requests.length === 2);
     expect(h.tes.requests[1]?.body.lastHeartbeat).toBe(true);
@@ -462,5 +466,169 @@ describe('secrets', () => {
     expect(h.logs.length).toBeGreaterThan(3);
     for (const secret of [TOKEN, 'jwt-secret-7g8h', NONCE, 'file-token'])
       expect(everything).not.toContain(secret);
+  });
+});
+
+describe('rule 13: Retry-After is a floor under the backoff', () => {
+  it('Retry-After: 0 and a date in the past wait the backoff draw, not zero', async () => {
+    const h = await start({ run: false });
+    h.tes.reply(
+      { status: 503, headers: { 'retry-after': '0' } },
+      { status: 503, headers: { 'retry-after': new Date(h.clock.now() - 60_000).toUTCString() } },
+      { status: 200, body: {} },
+    );
+    h.clock.setRandom(0.5, 0.5, 0.5);
+    h.done = h.loop.run();
+    await waitFor(() => h.tes.requests.length === 1);
+    expect(await h.idle()).toContain(500); // 0.5 × 1 s
+    await h.clock.advance(499);
+    expect(h.tes.requests).toHaveLength(1);
+    await h.clock.advance(1);
+    await waitFor(() => h.tes.requests.length === 2);
+    expect(await h.idle()).toContain(1_000); // 0.5 × 2 s
+    await h.clock.advance(1_000);
+    await waitFor(() => h.tes.requests.length === 3);
+    expect(policySleeps(h.clock).slice(0, 2)).toEqual([500, 1_000]);
+  });
+
+  it('a Retry-After above the draw wins', async () => {
+    const h = await start({ run: false });
+    h.tes.reply({ status: 429, headers: { 'retry-after': '2' } }, { status: 200, body: {} });
+    h.clock.setRandom(0.5, 0.9);
+    h.done = h.loop.run();
+    await waitFor(() => h.tes.requests.length === 1);
+    expect(await h.idle()).toContain(2_000);
+  });
+});
+
+describe('rule 14: wall-clock steps change no timing', () => {
+  it('a step back of 10 minutes keeps the cadence and the minimum gap', async () => {
+    const h = await start({ intervalMs: 10_000, minGapMs: 1_000 });
+    await waitFor(() => h.tes.requests.length === 1);
+    await h.idle();
+    h.clock.stepWall(-600_000);
+    await h.clock.advance(200);
+    h.snapshot.state = 'Running';
+    h.loop.podUpdated();
+    await h.idle();
+    await h.clock.advance(800); // the gap, on the monotonic clock
+    await waitFor(() => h.tes.requests.length === 2);
+    await h.idle();
+    await h.clock.advance(10_000);
+    await waitFor(() => h.tes.requests.length === 3);
+  });
+
+  it('a step forward of 10 minutes sends nothing early', async () => {
+    const h = await start({ intervalMs: 10_000, minGapMs: 1_000 });
+    await waitFor(() => h.tes.requests.length === 1);
+    await h.idle();
+    h.clock.stepWall(600_000);
+    await h.clock.advance(200);
+    h.snapshot.state = 'Running';
+    h.loop.podUpdated();
+    await h.idle();
+    expect(h.tes.requests).toHaveLength(1);
+    await h.clock.advance(799);
+    expect(h.tes.requests).toHaveLength(1);
+    await h.clock.advance(1);
+    await waitFor(() => h.tes.requests.length === 2);
+    await h.idle();
+    await h.clock.advance(9_999);
+    expect(h.tes.requests).toHaveLength(2);
+  });
+
+  it('a Retry-After date becomes a delay once; a step while waiting changes nothing', async () => {
+    const h = await start({ intervalMs: 30_000, run: false });
+    h.tes.reply({ status: 503, headers: { 'retry-after': new Date(h.clock.now() + 8_000).toUTCString() } });
+    h.clock.setRandom(0.5, 0);
+    h.done = h.loop.run();
+    await waitFor(() => h.tes.requests.length === 1);
+    await h.idle();
+    h.clock.stepWall(-600_000);
+    await h.clock.advance(7_999);
+    expect(h.tes.requests).toHaveLength(1);
+    await h.clock.advance(1);
+    await waitFor(() => h.tes.requests.length === 2);
+  });
+});
+
+describe('rule 15: the end is bounded by FINAL_HEARTBEAT_DEADLINE', () => {
+  it('aborts the attempt in flight when half the deadline is left, and the final one at the deadline', async () => {
+    const h = await start({ finalDeadlineMs: 2_000 });
+    h.tes.setFallback({ hang: true }); // a black hole: accepts, never answers
+    await waitFor(() => h.tes.requests.length === 1);
+    h.loop.end('signal');
+    await h.clock.advance(999);
+    expect(h.tes.requests).toHaveLength(1);
+    await h.clock.advance(1);
+    await waitFor(() => h.tes.requests.length === 2);
+    expect(h.tes.requests[1]?.body.lastHeartbeat).toBe(true);
+    await h.clock.advance(999);
+    expect(await isSettled(h.done)).toBe(false);
+    await h.clock.advance(1);
+    await h.done;
+    expect(await metric(h, 'tes_heartbeats_total{result="failure"}')).toBe(2);
+  });
+
+  it('a pod refresh that never ends gives way too: the first final attempt keeps half the deadline', async () => {
+    const h = await start({ finalDeadlineMs: 4_000 });
+    await waitFor(() => h.tes.requests.length === 1);
+    await h.idle();
+    h.loop.end('signal', new Promise(() => {}));
+    await h.clock.advance(1_999);
+    expect(h.tes.requests).toHaveLength(1);
+    await h.clock.advance(1);
+    await waitFor(() => h.tes.requests.length === 2);
+    await h.done;
+  });
+
+  it('a short deadline keeps at least 300 ms for the first final attempt', async () => {
+    const h = await start({ finalDeadlineMs: 400 });
+    h.tes.reply({ hang: true });
+    await waitFor(() => h.tes.requests.length === 1);
+    h.loop.end('complete');
+    await h.clock.advance(99);
+    expect(h.tes.requests).toHaveLength(1);
+    await h.clock.advance(1);
+    await waitFor(() => h.tes.requests.length === 2);
+    await h.done;
+  });
+});
+
+describe('/healthz: the loop ticks', () => {
+  it('stays alive through a 5-minute hold: long waits are slept in pieces', async () => {
+    const h = await start({ intervalMs: 10_000 });
+    h.tes.reply({ status: 429, headers: { 'retry-after': '3600' } });
+    await waitFor(() => h.tes.requests.length === 1);
+    for (let t = 0; t < 290_000; t += 10_000) {
+      await h.clock.advance(10_000);
+      expect(h.loop.alive()).toBe(true);
+    }
+    await h.clock.advance(10_000);
+    await waitFor(() => h.tes.requests.length === 2); // the hold ended after 5 minutes
+    expect(h.tes.requests[1]?.body.lastHeartbeat).toBeUndefined();
+  });
+
+  it('is not alive when an attempt never returns', async () => {
+    const clock = new FakeClock();
+    const log = await createLogger({ level: 'silent', format: 'json' });
+    const loop = new HeartbeatLoop({
+      clock,
+      log,
+      intervalMs: 10_000,
+      minGapMs: 0,
+      finalDeadlineMs: 1_000,
+      body: () => ({}),
+      signature: () => '',
+      send: () => new Promise(() => {}), // ignores its signal: a wedged call
+      bearer: { current: async () => undefined, unauthorized: async () => {}, rotated: async () => {} },
+      resetConnections: async () => {},
+      observer: { attempt: () => {}, heartbeat: () => {} },
+    });
+    void loop.run();
+    await clock.advance(60_000);
+    expect(loop.alive()).toBe(true);
+    await clock.advance(1);
+    expect(loop.alive()).toBe(false);
   });
 });
