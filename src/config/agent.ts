@@ -132,6 +132,13 @@ export const agentSettings = {
     help: 'health and metrics listener, or off',
     parse: listenAddress,
   },
+  events: {
+    env: 'EVENTS',
+    flag: 'events',
+    default: 'on',
+    help: 'Events on the own pod when heartbeats fail, recover and end: on or off',
+    parse: oneOf(['on', 'off']),
+  },
   ...logSettings,
 } as const;
 
@@ -155,6 +162,8 @@ export interface AgentConfig {
   jobRetryCount: number | 'auto';
   hardwareDetails: boolean;
   httpAddr: { host: string; port: number } | 'off';
+  /** Record Events on the own pod (EVENTS). */
+  events: boolean;
   logLevel: string;
   logFormat: 'json' | 'pretty';
 }
@@ -204,6 +213,7 @@ export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
       jobRetryCount: v.jobRetryCount,
       hardwareDetails: v.hardwareDetails === 'auto',
       httpAddr: v.httpAddr,
+      events: v.events === 'on',
       logLevel: v.logLevel,
       logFormat: v.logFormat,
     },

@@ -243,6 +243,13 @@ export class KubeApi {
     }
   }
 
+  // ---- the one write: the agent's Events on its pod (contract: Events on the task pod) ----
+
+  /** POST of a new object (JSON) to a collection path; resolves with the object the server stored. */
+  async create<T>(apiPath: string, object: unknown, call: CallOptions): Promise<T> {
+    return this.request(apiPath, call, (body, where) => parseJson<T>(body, where), JSON.stringify(object));
+  }
+
   /** Closes every connection, open watches included. */
   async close(): Promise<void> {
     const dispatcher = this.dispatcher;
@@ -255,7 +262,10 @@ export class KubeApi {
     where: string,
     call: CallOptions,
     parse: (body: string, where: string) => T,
+    /** A JSON body to POST (create); a GET without. */
+    post?: string,
   ): Promise<T> {
+    const method = post === undefined ? 'GET' : 'POST';
     const deadline = new AbortController();
     const signal = call.signal ? AbortSignal.any([call.signal, deadline.signal]) : deadline.signal;
     let expired = false;
@@ -264,33 +274,41 @@ export class KubeApi {
       deadline.abort();
     }, call.timeoutMs);
     try {
-      const response = await this.send(where, signal, false);
+      const response = await this.send(where, signal, false, post);
       const body = await response.body.text();
-      if (response.statusCode !== 200) throw httpError(where, response.statusCode, body);
+      const created = post !== undefined && response.statusCode === 201;
+      if (response.statusCode !== 200 && !created) throw httpError(where, response.statusCode, body, method);
       return parse(body, where);
     } catch (error) {
-      throw toKubeError(error, where, {
-        aborted: call.signal?.aborted ?? false,
-        expired,
-        timeoutMs: call.timeoutMs,
-      });
+      throw toKubeError(
+        error,
+        where,
+        { aborted: call.signal?.aborted ?? false, expired, timeoutMs: call.timeoutMs },
+        method,
+      );
     } finally {
       clearTimeout(timer);
     }
   }
 
-  /** One GET on the shared dispatcher, with the kubeconfig's headers. */
+  /** One GET (or, with a body, POST) on the shared dispatcher, with the kubeconfig's headers. */
   private async send(
     where: string,
     signal: AbortSignal,
     streaming: boolean,
+    post?: string,
   ): Promise<Dispatcher.ResponseData> {
     const { dispatcher, origin, headers, prefix } = await this.prepare(where);
     return dispatcher.request({
       origin,
       path: prefix + where,
-      method: 'GET',
-      headers,
+      ...(post === undefined
+        ? { method: 'GET' as const, headers }
+        : {
+            method: 'POST' as const,
+            headers: { ...headers, 'content-type': 'application/json' },
+            body: post,
+          }),
       signal,
       // A watch's own timers bound connecting and silence; undici's 300 s ones would only interfere.
       ...(streaming ? { headersTimeout: 0, bodyTimeout: 0 } : {}),
@@ -416,7 +434,7 @@ function deliverLine<T>(line: string, options: WatchOptions<T>): void {
   options.onEvent({ type, object } as WatchEvent<T>);
 }
 
-function httpError(where: string, status: number, body: string): KubeError {
+function httpError(where: string, status: number, body: string, method = 'GET'): KubeError {
   let reason: string | undefined;
   let detail = '';
   try {
@@ -430,7 +448,7 @@ function httpError(where: string, status: number, body: string): KubeError {
   }
   return new KubeError({
     code: 'KUBE_HTTP',
-    message: `GET ${where}: ${status}${reason ? ` ${reason}` : ''}${detail}`,
+    message: `${method} ${where}: ${status}${reason ? ` ${reason}` : ''}${detail}`,
     path: where,
     status,
     reason,
@@ -441,20 +459,26 @@ function toKubeError(
   error: unknown,
   where: string,
   state: { aborted: boolean; expired: boolean; timeoutMs: number },
+  method = 'GET',
 ): KubeError {
   if (error instanceof KubeError) return error;
   if (state.aborted)
-    return new KubeError({ code: 'KUBE_ABORTED', message: `GET ${where}: cancelled`, path: where });
+    return new KubeError({ code: 'KUBE_ABORTED', message: `${method} ${where}: cancelled`, path: where });
   if (state.expired) {
     return new KubeError({
       code: 'KUBE_TIMEOUT',
-      message: `GET ${where}: no answer within ${state.timeoutMs} ms`,
+      message: `${method} ${where}: no answer within ${state.timeoutMs} ms`,
       path: where,
     });
   }
   const err = error as { code?: string; message?: string; cause?: { code?: string } };
   const what = err.cause?.code ?? err.code ?? err.message ?? String(error);
-  return new KubeError({ code: 'KUBE_NETWORK', message: `GET ${where}: ${what}`, path: where, cause: error });
+  return new KubeError({
+    code: 'KUBE_NETWORK',
+    message: `${method} ${where}: ${what}`,
+    path: where,
+    cause: error,
+  });
 }
 
 function parseJson<T>(body: string, where: string): T {

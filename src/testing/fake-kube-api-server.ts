@@ -12,6 +12,7 @@ import {
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { type Clock, systemClock } from '../clock.ts';
+import { EVENTS_COLLECTION, FakeEvents } from './fake-kube-events.ts';
 
 export interface KubeObject {
   apiVersion?: string;
@@ -112,6 +113,8 @@ export const DEFAULT_FAKE_TOKEN = 'fake-kube-token-4f1d2c';
 export class FakeKubeApiServer {
   /** Every request received, in order (failed and refused ones included). */
   readonly requests: RequestRecord[] = [];
+  /** The Events API: what was recorded, and a switch to forbid it (fake-kube-events.ts). */
+  readonly events = new FakeEvents();
   private readonly objects = new Map<string, KubeObject>();
   private history: HistoryEntry[] = [];
   private rv = 1000;
@@ -353,6 +356,20 @@ export class FakeKubeApiServer {
     }
     if (req.headers.authorization !== `Bearer ${this.token}`) {
       return kubeStatus(401, 'Unauthorized', 'Unauthorized');
+    }
+    const eventsNamespace = EVENTS_COLLECTION.exec(url.pathname)?.[1];
+    if (eventsNamespace !== undefined && record.method === 'POST') {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        const reply = this.events.create(
+          decodeURIComponent(eventsNamespace),
+          Buffer.concat(chunks).toString('utf8'),
+          this.clock.now(),
+        );
+        json(res, reply.code, reply.body);
+      });
+      return undefined;
     }
     if (record.method !== 'GET') {
       return kubeStatus(

@@ -1,0 +1,172 @@
+// The Events API of the fake Kubernetes API server (`POST /apis/events.k8s.io/v1/
+// namespaces/<ns>/events`), checked as kube-apiserver checks a new events.k8s.io/v1
+// Event (pkg/apis/core/validation/events.go, ValidateEventCreate): 422 with one cause
+// per missing or invalid field, 400 for an eventTime that is not a MicroTime (a decode
+// error there), and a switch that answers 403 as RBAC would without `events create`.
+
+export interface FakeEventReply {
+  code: number;
+  body: unknown;
+}
+
+interface Cause {
+  reason: 'FieldValueRequired' | 'FieldValueInvalid';
+  message: string;
+  field: string;
+}
+
+export const EVENTS_COLLECTION = /^\/apis\/events\.k8s\.io\/v1\/namespaces\/([^/]+)\/events$/;
+
+// MicroTime's layout, RFC3339Micro: exactly six fractional digits.
+const MICRO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})$/;
+// validation.IsQualifiedName: an optional DNS-subdomain prefix and a name of at most 63.
+const QUALIFIED_NAME =
+  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$/;
+const LIMIT = { reportingInstance: 128, action: 128, reason: 128, note: 1024 } as const;
+
+export class FakeEvents {
+  /** Every Event the server accepted, as stored (with its generated name), in order. */
+  readonly created: Record<string, unknown>[] = [];
+  /** Answer every create with 403, as without RBAC's `events create`. */
+  forbidden = false;
+  private names = 0;
+
+  /** A POST to the namespace's collection, body as received. */
+  create(namespace: string, text: string, now: number): FakeEventReply {
+    if (this.forbidden) {
+      return status(
+        403,
+        'Forbidden',
+        `events.events.k8s.io is forbidden: User "system:serviceaccount:${namespace}:tes-heartbeat" cannot create resource "events" in API group "events.k8s.io" in the namespace "${namespace}"`,
+        { group: 'events.k8s.io', kind: 'events' },
+      );
+    }
+    let event: Record<string, unknown>;
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+        throw new Error('not an object');
+      event = parsed as Record<string, unknown>;
+    } catch {
+      return status(400, 'BadRequest', 'the body of the request was in an unknown format');
+    }
+    const metadata = (event.metadata ?? {}) as Record<string, unknown>;
+    if (event.apiVersion !== 'events.k8s.io/v1' || event.kind !== 'Event') {
+      return status(400, 'BadRequest', `the API version in the data (${event.apiVersion}) does not match`);
+    }
+    if (metadata.namespace !== undefined && metadata.namespace !== namespace) {
+      return status(
+        400,
+        'BadRequest',
+        'the namespace of the provided object does not match the namespace sent on the request',
+      );
+    }
+    if (
+      event.eventTime !== undefined &&
+      event.eventTime !== null &&
+      !MICRO_TIME.test(String(event.eventTime))
+    ) {
+      return status(
+        400,
+        'BadRequest',
+        `Event in version "v1" cannot be handled as a Event: parsing time "${event.eventTime}"`,
+      );
+    }
+    const causes = validate(event, metadata, namespace);
+    const name =
+      typeof metadata.name === 'string' && metadata.name
+        ? metadata.name
+        : `${String(metadata.generateName ?? '')}${(++this.names).toString(36).padStart(5, '0')}`;
+    if (causes.length > 0) {
+      return {
+        code: 422,
+        body: {
+          kind: 'Status',
+          apiVersion: 'v1',
+          metadata: {},
+          status: 'Failure',
+          message: `Event.events.k8s.io "${name}" is invalid: [${causes.map((c) => `${c.field}: ${c.message}`).join(', ')}]`,
+          reason: 'Invalid',
+          details: { name, group: 'events.k8s.io', kind: 'Event', causes },
+          code: 422,
+        },
+      };
+    }
+    const stored = {
+      ...event,
+      metadata: {
+        ...metadata,
+        name,
+        namespace,
+        uid: `00000000-0000-4000-9000-${String(this.names).padStart(12, '0')}`,
+        resourceVersion: String(this.names),
+        creationTimestamp: new Date(now).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      },
+    };
+    this.created.push(stored);
+    return { code: 201, body: stored };
+  }
+}
+
+function validate(
+  event: Record<string, unknown>,
+  metadata: Record<string, unknown>,
+  namespace: string,
+): Cause[] {
+  const causes: Cause[] = [];
+  const required = (field: string) =>
+    causes.push({ reason: 'FieldValueRequired', message: 'Required value', field });
+  const invalid = (field: string, message: string) =>
+    causes.push({ reason: 'FieldValueInvalid', message, field });
+  const text = (value: unknown) => (typeof value === 'string' ? value : '');
+
+  if (!text(metadata.name) && !text(metadata.generateName)) {
+    causes.push({
+      reason: 'FieldValueRequired',
+      message: 'Required value: name or generateName is required',
+      field: 'metadata.name',
+    });
+  }
+  const regarding = (event.regarding ?? {}) as Record<string, unknown>;
+  if (!text(regarding.namespace) && namespace !== 'default' && namespace !== 'kube-system') {
+    invalid('regarding.namespace', 'does not match event.namespace');
+  }
+  if (!event.eventTime) required('eventTime');
+  const controller = text(event.reportingController);
+  if (!controller) required('reportingController');
+  else if (!QUALIFIED_NAME.test(controller)) invalid('reportingController', 'must be a qualified name');
+  for (const field of ['reportingInstance', 'action', 'reason'] as const) {
+    const value = text(event[field]);
+    if (!value) required(field);
+    else if (value.length > LIMIT[field]) invalid(field, `can have at most ${LIMIT[field]} characters`);
+  }
+  if (Buffer.byteLength(text(event.note)) > LIMIT.note)
+    invalid('note', `can have at most ${LIMIT.note} characters`);
+  if (event.type !== 'Normal' && event.type !== 'Warning')
+    invalid('type', `has invalid value: ${text(event.type)}`);
+  for (const field of [
+    'deprecatedFirstTimestamp',
+    'deprecatedLastTimestamp',
+    'deprecatedCount',
+    'deprecatedSource',
+  ]) {
+    if (event[field] !== undefined && event[field] !== null) invalid(field, 'needs to be unset');
+  }
+  return causes;
+}
+
+function status(code: number, reason: string, message: string, details?: object): FakeEventReply {
+  return {
+    code,
+    body: {
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message,
+      reason,
+      details,
+      code,
+    },
+  };
+}
