@@ -1,6 +1,7 @@
 // The emulator's HTTP side: routing on the raw path, the contract's order of
 // checks (404/405 → 401 → 413 → 415 → 400 → the store's 404/400/409), and JSON
-// ErrorResponses for every failure. The rules of runs live in store.ts.
+// ErrorResponses for every failure. The rules of runs live in store.ts, the web
+// page for people in ui.ts.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type Clock, systemClock } from '../clock.ts';
@@ -9,6 +10,16 @@ import { definitionProblems } from '../tes/definition.ts';
 import type { CreateTaskRunRequest, HeartbeatTaskRunRequest } from '../tes/types.gen.ts';
 import { EmulatorError, parseListQuery, RunStore } from './store.ts';
 import { RunTokens } from './tokens.ts';
+import { ICON, SCRIPT, STYLE } from './ui-assets.ts';
+import {
+  ASSET_PATHS,
+  CONTENT_SECURITY_POLICY,
+  escapeHtml,
+  LIST_LIMIT,
+  renderPage,
+  renderRun,
+  renderRunList,
+} from './ui.ts';
 
 export interface EmulatorOptions {
   host?: string;
@@ -52,17 +63,47 @@ type Operation =
   | 'getTaskRun'
   | 'abortTaskRun'
   | 'heartbeatTaskRun'
-  | 'heartbeatLog';
+  | 'heartbeatLog'
+  | 'listPage'
+  | 'runPage'
+  | 'listPart'
+  | 'runPart'
+  | 'asset';
 
 interface Route {
   operation: Operation;
   runId?: string;
   /** The definition a body must match; operations without one ignore any body. */
   bodyDefinition?: 'CreateTaskRunRequest' | 'HeartbeatTaskRunRequest';
+  /** Served without a bearer: the page's frame and assets, which hold no run data when a token is set. */
+  public?: true;
 }
 
+interface Reply {
+  status: number;
+  body: string;
+  contentType: string;
+  /** Pages and their assets: a strict Content-Security-Policy and friends. */
+  page?: true;
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+const HTML_TYPE = 'text/html; charset=utf-8';
 const RUN_SEGMENT = /^\/v1\/tasks\/runs\/([^/]+)$/;
 const LOG_PATH = /^\/emulator\/runs\/([^/]+)\/heartbeats$/;
+const RUN_PAGE = /^\/ui\/runs\/([^/]+)$/;
+const RUN_PART = /^\/ui\/parts\/runs\/([^/]+)$/;
+const ASSETS: Record<string, { contentType: string; body: string }> = {
+  [ASSET_PATHS.script]: { contentType: 'text/javascript; charset=utf-8', body: SCRIPT },
+  [ASSET_PATHS.style]: { contentType: 'text/css; charset=utf-8', body: STYLE },
+  [ASSET_PATHS.icon]: { contentType: 'image/svg+xml', body: ICON },
+};
+const PAGE_HEADERS = {
+  'content-security-policy': CONTENT_SECURITY_POLICY,
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-store',
+};
 
 /** Matches on the raw path, so a percent-encoded `:` or `/` stays inside the id. */
 function route(method: string, rawPath: string): Route {
@@ -79,6 +120,7 @@ function route(method: string, rawPath: string): Route {
 }
 
 function routesFor(rawPath: string): { table: Record<string, Route>; runId?: string } | undefined {
+  if (rawPath === '/' || rawPath.startsWith('/ui/')) return pageRoutesFor(rawPath);
   if (rawPath === '/v1/tasks/runs')
     return {
       table: {
@@ -104,6 +146,19 @@ function routesFor(rawPath: string): { table: Record<string, Route>; runId?: str
   }
   const runId = decodeId(rawId);
   return runId === undefined ? undefined : { table, runId };
+}
+
+/** The web page: its frames, the parts its script fetches (with the API's auth), its assets. */
+function pageRoutesFor(rawPath: string): { table: Record<string, Route>; runId?: string } | undefined {
+  if (rawPath === '/') return { table: { GET: { operation: 'listPage', public: true } } };
+  if (rawPath === '/ui/parts/runs') return { table: { GET: { operation: 'listPart' } } };
+  if (Object.hasOwn(ASSETS, rawPath)) return { table: { GET: { operation: 'asset', public: true } } };
+  const page = RUN_PAGE.exec(rawPath)?.[1];
+  const part = RUN_PART.exec(rawPath)?.[1];
+  const runId = decodeId(page ?? part ?? '');
+  if (runId === undefined) return undefined;
+  const route: Route = page !== undefined ? { operation: 'runPage', public: true } : { operation: 'runPart' };
+  return { table: { GET: route }, runId };
 }
 
 function decodeId(raw: string): string | undefined {
@@ -158,7 +213,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
   });
 
   function authorize(header: string | undefined, target: Route): void {
-    if (options.token === undefined) return;
+    if (options.token === undefined || target.public) return;
     const bearer = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '')?.[1];
     if (bearer !== undefined && bearer === options.token) return;
     if (bearer !== undefined && target.runId !== undefined && tokens.runOf(bearer) === target.runId) return;
@@ -206,28 +261,78 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     return value;
   }
 
-  /** The status and the already-serialized JSON body of a successful call. */
-  function dispatch(target: Route, query: string, value: unknown, raw: string | undefined): [number, string] {
+  /** The reply of a successful call. */
+  function dispatch(
+    target: Route,
+    path: string,
+    query: string,
+    value: unknown,
+    raw: string | undefined,
+  ): Reply {
     const runId = target.runId as string;
+    const json = (status: number, body: string): Reply => ({ status, body, contentType: JSON_TYPE });
     switch (target.operation) {
       case 'listTaskRuns':
-        return [200, JSON.stringify(store.list(parseListQuery(new URLSearchParams(query))))];
+        return json(200, JSON.stringify(store.list(parseListQuery(new URLSearchParams(query)))));
       case 'createTaskRun':
-        return [201, JSON.stringify(store.create(value as CreateTaskRunRequest | undefined))];
+        return json(201, JSON.stringify(store.create(value as CreateTaskRunRequest | undefined)));
       case 'getTaskRun':
-        return [200, JSON.stringify(store.get(runId))];
+        return json(200, JSON.stringify(store.get(runId)));
       case 'abortTaskRun':
-        return [200, JSON.stringify(store.abort(runId))];
+        return json(200, JSON.stringify(store.abort(runId)));
       case 'heartbeatTaskRun':
         store.heartbeat(
           runId,
           (value ?? {}) as HeartbeatTaskRunRequest,
           value === undefined ? '{}' : (raw as string),
         );
-        return [200, JSON.stringify({ jwt: tokens.issue(runId, clock.now()) })];
+        return json(200, JSON.stringify({ jwt: tokens.issue(runId, clock.now()) }));
       case 'heartbeatLog':
         // Stored as received, so the log is their concatenation.
-        return [200, `[${store.heartbeatLog(runId).join(',')}]`];
+        return json(
+          200,
+          `[${store
+            .heartbeatLog(runId)
+            .map((beat) => beat.raw)
+            .join(',')}]`,
+        );
+      default:
+        return pageReply(target, path);
+    }
+  }
+
+  /** The page for people. With a token its frame holds no run data: the script fetches the parts. */
+  function pageReply(target: Route, path: string): Reply {
+    const auth = options.token !== undefined;
+    const html = (status: number, body: string): Reply => ({
+      status,
+      body,
+      contentType: HTML_TYPE,
+      page: true,
+    });
+    const listPart = () => renderRunList(store.newest(LIST_LIMIT), clock.now());
+    const runPart = () => renderRun(store.activity(target.runId as string), clock.now());
+    switch (target.operation) {
+      case 'asset':
+        return { status: 200, ...(ASSETS[path] as (typeof ASSETS)[string]), page: true };
+      case 'listPart':
+        return html(200, listPart());
+      case 'runPart':
+        return html(200, runPart());
+      case 'listPage':
+        return html(200, renderPage({ title: 'Task runs', auth, content: auth ? '' : listPart() }));
+      default: {
+        const title = 'Task run';
+        if (auth) return html(200, renderPage({ title, auth, content: '' }));
+        try {
+          return html(200, renderPage({ title, auth, content: runPart() }));
+        } catch (error) {
+          // An unknown run: a page a person can read, with the API's status.
+          if (!(error instanceof EmulatorError)) throw error;
+          const problem = `<p class="crumbs"><a href="/">← All runs</a></p>\n<p class="problem">${escapeHtml(error.message)}</p>`;
+          return html(error.status, renderPage({ title, auth, content: problem }));
+        }
+      }
     }
   }
 
@@ -238,8 +343,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     const q = rawUrl.indexOf('?');
     const path = q === -1 ? rawUrl : rawUrl.slice(0, q);
     const query = q === -1 ? '' : rawUrl.slice(q + 1);
-    let status: number;
-    let text: string;
+    let reply: Reply;
     const headers: Record<string, string> = {};
     let body: ReadBody;
     try {
@@ -252,7 +356,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
       const target = route(method, path);
       authorize(req.headers.authorization, target);
       const value = parseBody(req, body, target);
-      [status, text] = dispatch(target, query, value, body.text);
+      reply = dispatch(target, path, query, value, body.text);
     } catch (error) {
       const known =
         error instanceof EmulatorError
@@ -261,13 +365,18 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
       if (!(error instanceof EmulatorError)) log?.error({ err: error, method, path }, 'request failed');
       if (known.status === 405) headers.allow = (known.details[0] as { allow: string }).allow;
       if (known.status === 401) headers['www-authenticate'] = 'Bearer';
-      status = known.status;
-      text = JSON.stringify({ code: known.code, message: known.message, details: known.details });
+      reply = {
+        status: known.status,
+        body: JSON.stringify({ code: known.code, message: known.message, details: known.details }),
+        contentType: JSON_TYPE,
+      };
     }
     if (res.destroyed) return;
+    const { status, body: text } = reply;
     res.writeHead(status, {
       ...headers,
-      'content-type': 'application/json; charset=utf-8',
+      ...(reply.page && PAGE_HEADERS),
+      'content-type': reply.contentType,
       'content-length': Buffer.byteLength(text),
     });
     res.end(text);
@@ -308,7 +417,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     store,
     heartbeats: (runId) => {
       try {
-        return store.heartbeatLog(runId).map((raw) => JSON.parse(raw) as HeartbeatTaskRunRequest);
+        return store.heartbeatLog(runId).map((beat) => JSON.parse(beat.raw) as HeartbeatTaskRunRequest);
       } catch (error) {
         if (error instanceof EmulatorError) return [];
         throw error;

@@ -29,7 +29,7 @@ export class EmulatorError extends Error {
   }
 }
 
-const TERMINAL_STATUSES: ReadonlySet<string> = new Set(['Completed', 'Failed', 'Aborted', 'TimedOut']);
+export const TERMINAL_STATUSES: ReadonlySet<string> = new Set(['Completed', 'Failed', 'Aborted', 'TimedOut']);
 
 /** The definition's limit on `statusDetails`: generated clients reject longer ones. */
 const MAX_STATUS_DETAILS = 4096;
@@ -47,12 +47,23 @@ interface RunRecord {
   statusDetails?: string;
   timeCreated: number;
   timeModified: number;
-  lastHeartbeatAt?: number;
   /** Set by the first accepted heartbeat; `nonce` undefined then means "fixed as absent". */
   nonceFixed: boolean;
   nonce?: string;
-  /** Accepted heartbeat bodies exactly as received, oldest first (raw text is the compact form). */
-  heartbeats: string[];
+  /** Accepted heartbeats, oldest first. */
+  heartbeats: ReceivedHeartbeat[];
+}
+
+/** An accepted heartbeat: its body exactly as received and when it arrived (wall clock, ms). */
+export interface ReceivedHeartbeat {
+  raw: string;
+  at: number;
+}
+
+/** A run as the web page shows it: its summary and the heartbeats it accepted, oldest first. */
+export interface RunActivity {
+  run: TaskRunSummary;
+  heartbeats: readonly ReceivedHeartbeat[];
 }
 
 export interface ListQuery {
@@ -151,8 +162,7 @@ export class RunStore {
       if (body.nonce !== undefined) run.nonce = body.nonce;
     }
     const now = this.options.clock.now();
-    run.heartbeats.push(raw);
-    run.lastHeartbeatAt = now;
+    run.heartbeats.push({ raw, at: now });
     run.timeModified = now;
     if (run.status === 'Pending') run.status = 'Running';
     if (body.lastHeartbeat === true) {
@@ -162,8 +172,26 @@ export class RunStore {
     }
   }
 
-  heartbeatLog(id: string): readonly string[] {
+  heartbeatLog(id: string): readonly ReceivedHeartbeat[] {
     return this.find(id).heartbeats;
+  }
+
+  activity(id: string): RunActivity {
+    const run = this.find(id);
+    return { run: this.summary(run), heartbeats: run.heartbeats };
+  }
+
+  /** The newest `limit` runs, newest first, and how many there are in all. */
+  newest(limit: number): { total: number; runs: RunActivity[] } {
+    const all = [...this.runs.values()];
+    const runs = all
+      .slice(-limit)
+      .reverse()
+      .map((run) => {
+        this.expire(run);
+        return { run: this.summary(run), heartbeats: run.heartbeats };
+      });
+    return { total: all.length, runs };
   }
 
   list(query: ListQuery): TaskRunSummaryPagedItems {
@@ -194,11 +222,12 @@ export class RunStore {
 
   private expire(run: RunRecord): void {
     const timeout = this.options.heartbeatTimeoutMs;
-    if (run.status !== 'Running' || run.lastHeartbeatAt === undefined) return;
-    if (this.options.clock.now() - run.lastHeartbeatAt < timeout) return;
+    const last = run.heartbeats.at(-1)?.at;
+    if (run.status !== 'Running' || last === undefined) return;
+    if (this.options.clock.now() - last < timeout) return;
     run.status = 'TimedOut';
     run.statusDetails = `no heartbeat for ${formatDuration(timeout)}`;
-    run.timeModified = run.lastHeartbeatAt + timeout;
+    run.timeModified = last + timeout;
   }
 
   private summary(run: RunRecord): TaskRunSummary {

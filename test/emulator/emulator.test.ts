@@ -273,10 +273,16 @@ describe('bad input: each kind answered with a JSON ErrorResponse', () => {
     );
   });
 
-  it('an unknown path → 404, also under /v1/tasks/runs/ and for an id that is not valid percent-encoding', async () => {
+  it('an unknown path → 404, also under /v1/tasks/runs/ and /ui/, and for an id that is not valid percent-encoding', async () => {
     const { call } = await emulator();
     for (const path of [
-      '/',
+      '/index.html',
+      '/ui',
+      '/ui/',
+      '/ui/runs',
+      '/ui/runs/a/b',
+      '/ui/parts/runs/',
+      '/ui/runs/%E0%A4%A',
       '/v1/tasks',
       '/v1/tasks/runs/',
       '/v1/tasks/runs/a/b',
