@@ -5,17 +5,18 @@
 import type { Clock } from '../clock.ts';
 import type { AgentConfig } from '../config/agent.ts';
 import { BearerSource } from './bearer.ts';
-import { HeartbeatLoop } from '../heartbeat/loop.ts';
+import { type EndReason, HeartbeatLoop, type HeartbeatObserver } from '../heartbeat/loop.ts';
 import {
   heartbeatBody,
   isTaskComplete,
   type MappingOptions,
   type PodFacts,
+  reportedContainers,
   stateSignature,
   watchedContainers,
 } from '../heartbeat/mapping.ts';
 import { AgentMetrics } from '../http/agent-metrics.ts';
-import { type Listener, startListener } from '../http/listener.ts';
+import { type Listener, type Readiness, startListener } from '../http/listener.ts';
 import type { Pod } from '../k8s-types.ts';
 import { KubeApi } from '../kube/api.ts';
 import { jobFailedCount, owningJobName } from '../kube/job.ts';
@@ -24,8 +25,12 @@ import { readUntilAnswered } from '../kube/read-retry.ts';
 import type { Logger } from '../log.ts';
 import { TesClient } from '../tes/client.ts';
 
-/** How long a SIGTERM may spend refreshing the pod before the final heartbeat. */
+/** How long a SIGTERM may spend refreshing the pod before the final heartbeat (rule 16). */
 const FINAL_POD_REFRESH_MS = 2_000;
+/** While waiting for the kubelet's last word, the pod is read again this often (the watch may be slower). */
+const FINAL_POD_POLL_MS = 200;
+/** Closing connections and the listener after the loop may take this long at most (rule 15). */
+const CLOSE_GRACE_MS = 500;
 
 export interface AgentDeps {
   clock: Clock;
@@ -40,8 +45,23 @@ export class Agent {
   private readonly metrics = new AgentMetrics();
   private readonly tes: TesClient;
   private readonly loop: HeartbeatLoop;
+  /** Everything the loop reports goes to each of these (the metrics; the Events recorder joins here). */
+  private readonly observers: HeartbeatObserver[] = [this.metrics];
   private readonly stopped = new AbortController();
+  /** SIGTERM/SIGINT has come (a native sidecar waits for it after the final heartbeat). */
+  private readonly signalled = new AbortController();
+  private endReason: EndReason | undefined;
+  /** Set once the final heartbeat is done: readiness stands still from then on. */
+  private finalReadiness: Readiness | undefined;
   private kube: KubeApi | undefined;
+  private kubeLoaded!: (kube: KubeApi | undefined) => void;
+  /** The Kubernetes client once run() loaded its configuration (undefined: none). */
+  private readonly kubeReady = new Promise<KubeApi | undefined>((resolve) => {
+    this.kubeLoaded = resolve;
+  });
+  /** Counts pod snapshots taken, so a slow GET never overwrites a newer watch event. */
+  private podVersions = 0;
+  private podDeleted = false;
   private warnedMissing = false;
   private firstPod: (() => void) | undefined;
   private jobRead: Promise<void> | undefined;
@@ -80,54 +100,103 @@ export class Agent {
       finalDeadlineMs: config.finalDeadlineMs,
       body: (last) => heartbeatBody(this.facts, this.mapping, last),
       signature: () => (this.facts.pod ? stateSignature(this.facts.pod, this.mapping) : ''),
-      send: (body, token) => this.tes.heartbeatTaskRun(config.runId, body, token ? { token } : {}),
+      send: (body, token, signal) =>
+        this.tes.heartbeatTaskRun(config.runId, body, { ...(token ? { token } : {}), signal }),
       bearer,
       resetConnections: () => this.tes.resetConnections(),
-      observer: this.metrics,
+      observer: {
+        attempt: (seconds) => {
+          for (const o of this.observers) o.attempt(seconds);
+        },
+        heartbeat: (result, at, detail) => {
+          for (const o of this.observers) o.heartbeat(result, at, detail);
+        },
+      },
     });
   }
 
-  /** SIGTERM/SIGINT (contract rule 8): refresh the pod once, then the final heartbeat. */
+  /** SIGTERM/SIGINT (rules 8 and 16): wait for the kubelet's last word, then the final heartbeat. */
   stop(): void {
+    this.signalled.abort();
+    this.end('signal', this.lastWord());
+  }
+
+  private end(reason: EndReason, prepare?: Promise<void>): void {
     if (this.loop.ending) return;
-    this.loop.end('signal', this.refreshPod());
+    this.endReason = reason;
+    this.loop.end(reason, prepare);
   }
 
   async run(): Promise<void> {
     const { log } = this.deps;
     const listening = this.startListener();
+    let watching: Promise<void> = Promise.resolve();
     try {
-      this.kube = KubeApi.load(this.config.kubeconfig ? { kubeconfig: this.config.kubeconfig } : {});
-    } catch (error) {
-      log.error({ err: error }, 'no Kubernetes API configuration: heartbeats go on without the pod');
+      try {
+        this.kube = KubeApi.load(this.config.kubeconfig ? { kubeconfig: this.config.kubeconfig } : {});
+      } catch (error) {
+        log.error({ err: error }, 'no Kubernetes API configuration: heartbeats go on without the pod');
+      }
+      this.kubeLoaded(this.kube);
+      // Handled from the start (rule 22): a watch that fails must not be an unhandled rejection.
+      if (this.kube)
+        watching = this.watch(this.kube).catch((error: unknown) => {
+          log.error({ err: error }, 'the pod watch stopped: heartbeats go on with the last snapshot');
+        });
+      if (this.kube && !this.loop.ending) {
+        await this.firstPodOrTimeout();
+        if (this.jobRead) await this.bounded(this.jobRead);
+      }
+      await this.loop.run();
+      // Rule 18 and "where rules meet": after the final heartbeat nothing more is reported.
+      this.finalReadiness = this.readiness();
+      this.stopped.abort();
+      if (
+        this.endReason === 'complete' &&
+        this.facts.pod &&
+        isNativeSidecar(this.facts.pod, this.config.selfName)
+      ) {
+        // Exiting would make the kubelet restart a native sidecar, and the new process
+        // would beat a finished run: wait for the SIGTERM that ends the pod instead.
+        log.info('final heartbeat sent; a native sidecar waits for its SIGTERM');
+        await aborted(this.signalled.signal);
+      }
+    } finally {
+      // Even after a throw (a regular sidecar must never hold its Job open), and bounded:
+      // a TES or API server that never answers must not keep the process alive (rule 15).
+      this.stopped.abort();
+      const closing = Promise.allSettled([
+        watching,
+        this.jobRead,
+        this.nodeRead,
+        this.tes.close(),
+        this.kube?.close(),
+        listening.then((l) => l?.close()),
+      ]);
+      await Promise.race([closing, this.deps.clock.sleep(CLOSE_GRACE_MS).catch(() => undefined)]);
     }
-    const watching = this.kube ? this.watch(this.kube) : Promise.resolve();
-    if (this.kube && !this.loop.ending) {
-      await this.firstPodOrTimeout();
-      if (this.jobRead) await this.bounded(this.jobRead);
-    }
-    await this.loop.run();
-    this.stopped.abort();
-    await Promise.allSettled([watching, this.jobRead, this.nodeRead]);
-    await Promise.allSettled([this.tes.close(), this.kube?.close(), listening.then((l) => l?.close())]);
   }
 
   private startListener(): Promise<Listener | undefined> {
-    const { httpAddr, intervalMs } = this.config;
+    const { httpAddr } = this.config;
     if (httpAddr === 'off') return Promise.resolve(undefined);
     return startListener({
       ...httpAddr,
       log: this.deps.log,
-      healthy: () => !this.stopped.signal.aborted,
-      readiness: () => {
-        const last = this.loop.lastSuccessAt;
-        if (last === undefined) return { ready: false, reason: 'no heartbeat has succeeded yet' };
-        if (this.deps.clock.now() - last >= 3 * intervalMs)
-          return { ready: false, reason: 'the last successful heartbeat is older than three intervals' };
-        return { ready: true };
-      },
+      // Alive while the loop ticks; a native sidecar waiting for its SIGTERM is alive too.
+      healthy: () => this.finalReadiness !== undefined || this.loop.alive(),
+      readiness: () => this.finalReadiness ?? this.readiness(),
       metrics: () => this.metrics.render(),
     });
+  }
+
+  /** Ready once a heartbeat succeeded and while the last success is under three intervals old (monotonic). */
+  private readiness(): Readiness {
+    const last = this.loop.lastSuccessAt;
+    if (last === undefined) return { ready: false, reason: 'no heartbeat has succeeded yet' };
+    if (this.deps.clock.monotonic() - last >= 3 * this.config.intervalMs)
+      return { ready: false, reason: 'the last successful heartbeat is older than three intervals' };
+    return { ready: true };
   }
 
   private watch(kube: KubeApi): Promise<void> {
@@ -141,12 +210,20 @@ export class Agent {
       log: this.deps.log,
       signal: this.stopped.signal,
       onPod: (pod) => this.podSeen(pod),
-      onDeleted: () => this.loop.end('pod-deleted'),
+      onDeleted: (last) => this.deleted(last),
       onRestart: () => this.metrics.watchRestarted(),
     });
   }
 
+  /** Rule 17: the DELETED event's object is the last snapshot; a deletion does not wait. */
+  private deleted(last: Pod | undefined): void {
+    this.podDeleted = true;
+    if (last) this.podSeen(last);
+    this.end('pod-deleted');
+  }
+
   private podSeen(pod: Pod): void {
+    this.podVersions++;
     this.facts.pod = pod;
     this.firstPod?.();
     if (!this.warnedMissing) {
@@ -160,7 +237,7 @@ export class Agent {
     }
     this.startReads(pod);
     this.loop.podUpdated();
-    if (isTaskComplete(pod, this.mapping)) this.loop.end('complete');
+    if (isTaskComplete(pod, this.mapping)) this.end('complete');
   }
 
   /** The Job and node are read once each, retried until answered (rule 1). */
@@ -218,15 +295,66 @@ export class Agent {
     }
   }
 
-  private async refreshPod(): Promise<void> {
-    if (!this.kube) return;
+  /**
+   * Rule 16: after SIGTERM the API server often still shows the task running for about
+   * a second. Read the pod (the watch goes on meanwhile) until every watched container is
+   * terminated in the newest snapshot — at most 2 s, and no longer than the final
+   * heartbeat's first attempt allows. Waits for the Kubernetes configuration when the
+   * signal came before it was loaded.
+   */
+  private async lastWord(): Promise<void> {
+    const kube = await this.kubeReady;
+    if (!kube) return;
+    const { clock, log } = this.deps;
+    const until = clock.monotonic() + FINAL_POD_REFRESH_MS;
+    const timer = new AbortController();
+    const signal = AbortSignal.any([timer.signal, this.loop.giveWaySignal]);
+    clock.sleep(FINAL_POD_REFRESH_MS, timer.signal).then(
+      () => timer.abort(),
+      () => undefined,
+    );
+    let warned = false;
     try {
-      const pod = await this.kube.getPod(this.config.namespace, this.config.podName, {
-        timeoutMs: FINAL_POD_REFRESH_MS,
-      });
-      this.facts.pod = pod;
-    } catch (error) {
-      this.deps.log.warn({ err: error }, 'could not refresh the pod before the final heartbeat');
+      for (;;) {
+        const seen = this.podVersions;
+        try {
+          const pod = await kube.getPod(this.config.namespace, this.config.podName, {
+            timeoutMs: Math.max(1, until - clock.monotonic()),
+            signal,
+          });
+          // A watch event that came while the GET was out is at least as new.
+          if (this.podVersions === seen && !this.podDeleted) this.podSeen(pod);
+        } catch (error) {
+          if (signal.aborted) return;
+          if (!warned) log.warn({ err: error }, 'could not refresh the pod before the final heartbeat');
+          warned = true;
+        }
+        if (this.podDeleted || (this.facts.pod && this.allTerminated(this.facts.pod))) return;
+        await clock.sleep(Math.min(FINAL_POD_POLL_MS, until - clock.monotonic()), signal);
+      }
+    } catch {
+      // the 2 s or the final heartbeat's share ran out: it goes out with the newest snapshot
+    } finally {
+      timer.abort();
+      if (this.facts.pod && !this.allTerminated(this.facts.pod))
+        log.info('the final heartbeat goes out while a watched container still runs');
     }
   }
+
+  private allTerminated(pod: Pod): boolean {
+    const phase = pod.status?.phase;
+    if (phase === 'Succeeded' || phase === 'Failed') return true;
+    return reportedContainers(pod, this.mapping).every((c) => c.state.terminated !== undefined);
+  }
+}
+
+/** Rule 18: the agent's own container is an init container with restartPolicy Always. */
+function isNativeSidecar(pod: Pod, selfName: string): boolean {
+  return (pod.spec?.initContainers ?? []).some((c) => c.name === selfName && c.restartPolicy === 'Always');
+}
+
+/** Resolves when `signal` aborts. */
+function aborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
 }

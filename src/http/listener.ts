@@ -9,6 +9,7 @@ export interface ListenerOptions {
   host: string;
   port: number;
   log: Logger;
+  /** Whether the command's loop is alive (it ticked lately). */
   healthy(): boolean;
   readiness(): Readiness;
   metrics(): Promise<{ contentType: string; body: string }>;
@@ -31,7 +32,7 @@ export async function startListener(options: ListenerOptions): Promise<Listener 
       case '/healthz':
         return options.healthy()
           ? send(200, 'text/plain', 'ok\n')
-          : send(503, 'text/plain', 'loop stopped\n');
+          : send(503, 'text/plain', 'the heartbeat loop has not ticked lately\n');
       case '/readyz': {
         const r = options.readiness();
         return r.ready
@@ -60,6 +61,8 @@ export async function startListener(options: ListenerOptions): Promise<Listener 
     );
     return undefined;
   }
+  // Rule 22: a late server error (EMFILE on accept) is logged; it must not end the process.
+  server.on('error', (error) => log.error({ err: error }, 'health and metrics listener error; it goes on'));
   const address = server.address();
   return {
     port: typeof address === 'object' && address ? address.port : options.port,

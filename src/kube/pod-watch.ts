@@ -18,8 +18,12 @@ export interface PodWatchOptions {
   signal: AbortSignal;
   /** Each new version of the pod (never the same resourceVersion twice in a row). */
   onPod(pod: Pod): void;
-  /** The pod was deleted (the agent treats it as SIGTERM); the watch then ends. */
-  onDeleted(): void;
+  /**
+   * The pod was deleted (the agent treats it as SIGTERM); the watch then ends. `last` is
+   * the DELETED event's object, the pod's last state (rule 17: a force-deleted pod's final
+   * container states may appear nowhere else); absent when the deletion was seen by a LIST.
+   */
+  onDeleted(last?: Pod): void;
   /** Each watch opened after the first (tes_kube_watch_restarts_total). */
   onRestart(): void;
   watchTimeoutSeconds?: number;
@@ -39,8 +43,8 @@ export function watchPod(options: PodWatchOptions): Promise<void> {
     lastDelivered = version;
     options.onPod(pod);
   };
-  const deleted = (): 'stop' => {
-    options.onDeleted();
+  const deleted = (last?: Pod): 'stop' => {
+    options.onDeleted(last);
     return 'stop';
   };
 
@@ -69,7 +73,7 @@ export function watchPod(options: PodWatchOptions): Promise<void> {
     },
     onEvent: (type, pod) => {
       if (pod.metadata?.name !== podName) return undefined;
-      if (type === 'DELETED') return deleted();
+      if (type === 'DELETED') return deleted(pod);
       deliver(pod);
       return undefined;
     },
