@@ -227,9 +227,14 @@ export class Agent {
     this.facts.pod = pod;
     this.firstPod?.();
     if (!this.warnedMissing) {
-      const { missing } = watchedContainers(pod, this.mapping);
+      const { names, missing, fellBack } = watchedContainers(pod, this.mapping);
       this.warnedMissing = true;
-      if (missing.length > 0)
+      if (fellBack)
+        this.deps.log.error(
+          { containers: missing, reporting: names },
+          "WATCH_CONTAINERS names none of the pod's containers: reporting the default set instead",
+        );
+      else if (missing.length > 0)
         this.deps.log.warn(
           { containers: missing },
           'WATCH_CONTAINERS names containers the pod does not have',

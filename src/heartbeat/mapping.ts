@@ -51,19 +51,34 @@ interface SpecEntry {
   init: boolean;
 }
 
-/** The names reported, in the pod spec's order, and configured names absent from the spec (for the one warning). */
-export function watchedContainers(pod: Pod, options: MappingOptions): { names: string[]; missing: string[] } {
-  if (options.watchContainers === undefined) {
-    const names = (pod.spec?.containers ?? []).map((c) => c.name).filter((name) => name !== options.selfName);
-    return { names, missing: [] };
-  }
+/** Which containers are reported, and what to tell the operator about WATCH_CONTAINERS. */
+export interface WatchedContainers {
+  /** The names reported, in the pod spec's order. */
+  names: string[];
+  /** Configured names the pod's spec does not have (init containers count). */
+  missing: string[];
+  /**
+   * Rule 19: WATCH_CONTAINERS named none of the pod's containers, so `names` is the
+   * default set — a typo must not leave the task unreported and a regular sidecar
+   * (and its Job) running forever.
+   */
+  fellBack: boolean;
+}
+
+export function watchedContainers(pod: Pod, options: MappingOptions): WatchedContainers {
+  const defaults = (pod.spec?.containers ?? [])
+    .map((c) => c.name)
+    .filter((name) => name !== options.selfName);
+  if (options.watchContainers === undefined) return { names: defaults, missing: [], fellBack: false };
+  // Without a spec (a status fragment) nothing can be judged: report nothing, blame no name.
+  if (!pod.spec) return { names: [], missing: [], fellBack: false };
   const wanted = new Set(options.watchContainers.filter((name) => name !== '' && name !== options.selfName));
   // Init containers count as part of the spec: a user may name one explicitly.
   const inSpec = specContainers(pod).map((entry) => entry.container.name);
-  return {
-    names: inSpec.filter((name) => wanted.has(name)),
-    missing: [...wanted].filter((name) => !inSpec.includes(name)),
-  };
+  const names = inSpec.filter((name) => wanted.has(name));
+  const missing = [...wanted].filter((name) => !inSpec.includes(name));
+  if (names.length === 0) return { names: defaults, missing, fellBack: true };
+  return { names, missing, fellBack: false };
 }
 
 /** The body of one heartbeat. Without a pod: podName, nonce, jobRetryCount only (contract rule 1). */
@@ -207,10 +222,13 @@ function notStarted(pod: Pod): ContainerState {
       }),
     };
   }
-  // A pod the kubelet rejected or evicted before the container started has no
-  // container status but says why in its own message.
+  // A pod the kubelet evicted or rejected before the container started (Evicted,
+  // OutOfcpu, NodeAffinity, DeadlineExceeded…) has no container status but says why itself.
   return {
-    waiting: compact<ContainerStateWaiting>({ reason: 'Pending', message: text(pod.status?.message) }),
+    waiting: compact<ContainerStateWaiting>({
+      reason: text(pod.status?.reason) ?? 'Pending',
+      message: text(pod.status?.message),
+    }),
   };
 }
 

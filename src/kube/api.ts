@@ -75,6 +75,15 @@ export function isRefusal(error: unknown): error is KubeError {
   return error instanceof KubeError && (error.status === 403 || error.status === 404);
 }
 
+/**
+ * The API server's "your resourceVersion is too old": code 410, or only the reason
+ * (`Expired`, `Gone`) — a Status without the code exists in the wild, and resuming
+ * from the same version would then fail forever (rule 21).
+ */
+export function isExpired(status: { code?: number | undefined; reason?: string | undefined }): boolean {
+  return status.code === 410 || status.reason === 'Expired' || status.reason === 'Gone';
+}
+
 export interface CallOptions {
   /** Bound on the whole call, body included. */
   timeoutMs: number;
@@ -88,12 +97,20 @@ export interface WatchOptions<T> {
   /** Longest silence on an open stream before it is treated as dead and ended. */
   idleTimeoutMs: number;
   onEvent(event: WatchEvent<T>): void;
+  /** Longest line accepted (tests); default MAX_WATCH_LINE_BYTES. */
+  maxLineBytes?: number;
   /** A line that is not a JSON watch event (counted by the caller, never silently dropped). */
   onBadLine?(line: string): void;
 }
 
-/** How a watch stream ended without an error: closed by the server, or silent for too long. */
-export type WatchEnd = 'closed' | 'idle';
+/**
+ * How a watch stream ended without an error: closed by the server, silent for too
+ * long, or cut by us at a line longer than the cap (the event in it is lost: re-list).
+ */
+export type WatchEnd = 'closed' | 'idle' | 'oversized';
+
+/** Rule 21: the longest watch line read; the API server's own objects stay far below it. */
+export const MAX_WATCH_LINE_BYTES = 16 * 1024 * 1024;
 
 export interface LoadOptions {
   /** A kubeconfig path (or a `path.delimiter`-separated list, as in KUBECONFIG). Default: $KUBECONFIG. */
@@ -178,15 +195,20 @@ export class KubeApi {
     apiPath: string,
     query: Record<string, string>,
     call: CallOptions,
-  ): Promise<{ items: T[]; resourceVersion: string }> {
+  ): Promise<{ items: T[]; resourceVersion: string; continue?: string }> {
     const where = withQuery(apiPath, query);
     return this.request(where, call, (body) => {
-      const list = parseJson<{ items?: T[] | null; metadata?: { resourceVersion?: string } }>(body, where);
+      const list = parseJson<{
+        items?: T[] | null;
+        metadata?: { resourceVersion?: string; continue?: string };
+      }>(body, where);
       const resourceVersion = list.metadata?.resourceVersion;
       if (typeof resourceVersion !== 'string' || !Array.isArray(list.items ?? [])) {
         throw new KubeError({ code: 'KUBE_BAD_RESPONSE', message: `GET ${where}: not a list`, path: where });
       }
-      return { items: list.items ?? [], resourceVersion };
+      // A paged list (`limit`) names where the next page starts; empty or absent on the last.
+      const next = list.metadata?.continue;
+      return { items: list.items ?? [], resourceVersion, ...(next ? { continue: next } : {}) };
     });
   }
 
@@ -219,17 +241,15 @@ export class KubeApi {
         expired = true;
         abort.abort();
       }, options.idleTimeoutMs);
-      response.body.setEncoding('utf8');
-      let pending = '';
-      for await (const chunk of response.body as AsyncIterable<string>) {
+      const lines = new LineSplitter(options.maxLineBytes ?? MAX_WATCH_LINE_BYTES);
+      for await (const chunk of response.body as AsyncIterable<Buffer>) {
         timer.refresh();
-        pending += chunk;
-        for (let end = pending.indexOf('\n'); end >= 0; end = pending.indexOf('\n')) {
-          deliverLine(pending.slice(0, end), options);
-          pending = pending.slice(end + 1);
-        }
+        for (const line of lines.push(chunk)) deliverLine(line, options);
+        // Rule 21: a line this long is no watch event; stop reading instead of buffering it.
+        if (lines.overflowed) return 'oversized';
       }
-      if (pending.trim()) deliverLine(pending, options);
+      const last = lines.end();
+      if (last.trim()) deliverLine(last, options);
       return 'closed';
     } catch (error) {
       if (expired && phase === 'stream' && !options.signal.aborted) return 'idle';
@@ -410,6 +430,52 @@ function createDispatcher(
       return new Agent();
     case 'socks':
       throw configError(`GET ${where}: SOCKS proxies in the kubeconfig are not supported`, where);
+  }
+}
+
+/** Newline-delimited text from byte chunks, holding at most `maxBytes` of an unfinished line. */
+class LineSplitter {
+  private readonly maxBytes: number;
+  private parts: Buffer[] = [];
+  private size = 0;
+  /** Set once the unfinished line passed `maxBytes`; nothing more is taken. */
+  overflowed = false;
+
+  constructor(maxBytes: number) {
+    this.maxBytes = maxBytes;
+  }
+
+  /** The lines completed by `chunk` (UTF-8 decoded, without the newline). */
+  push(chunk: Buffer): string[] {
+    const lines: string[] = [];
+    let start = 0;
+    for (let end = chunk.indexOf(0x0a); end >= 0; end = chunk.indexOf(0x0a, start)) {
+      const piece = chunk.subarray(start, end);
+      if (this.size + piece.length > this.maxBytes) {
+        this.overflowed = true;
+        return lines;
+      }
+      lines.push(Buffer.concat([...this.parts, piece]).toString('utf8'));
+      this.parts = [];
+      this.size = 0;
+      start = end + 1;
+    }
+    const rest = chunk.subarray(start);
+    if (this.size + rest.length > this.maxBytes) {
+      this.overflowed = true;
+    } else if (rest.length > 0) {
+      this.parts.push(rest);
+      this.size += rest.length;
+    }
+    return lines;
+  }
+
+  /** What is left after the stream ended. */
+  end(): string {
+    const rest = Buffer.concat(this.parts).toString('utf8');
+    this.parts = [];
+    this.size = 0;
+    return rest;
   }
 }
 

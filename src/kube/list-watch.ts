@@ -1,12 +1,14 @@
 // LIST then WATCH, kept alive, after client-node's ListWatch: the WATCH starts from
-// the LIST's resourceVersion and resumes from the newest one seen (bookmarks included).
-// A 410 re-lists and watches from the new LIST's resourceVersion — never from an
+// the LIST's resourceVersion and resumes from the newest one applied (bookmarks
+// included) — an event whose callback threw is replayed, not skipped (rule 21).
+// An expiry (410, or a Status saying Expired/Gone) and a line too long to read
+// re-list, and the watch goes on from the new LIST's resourceVersion — never from an
 // object's own, which can be older than the server's window and 410 again. Failures
 // back off 1 s doubling to 30 s on the Clock, reset by any event; nothing is lost
 // meanwhile, since a resumed watch replays what happened.
 import type { Clock } from '../clock.ts';
 import type { Logger } from '../log.ts';
-import { type KubeApi, KubeError, type Status, type WatchEnd } from './api.ts';
+import { isExpired, type KubeApi, KubeError, type Status } from './api.ts';
 import { kubeBackoffMs } from './backoff.ts';
 
 interface Versioned {
@@ -37,16 +39,26 @@ export interface ListWatchOptions<T> {
   watchTimeoutSeconds?: number;
   /** Silence after which an open stream is presumed dead and resumed. Default 90 s, above the API server's one-minute bookmarks. */
   idleTimeoutMs?: number;
+  /**
+   * LIST in pages of this many items (`limit`/`continue`), each page bounded by `timeoutMs`:
+   * a big collection (thousands of nodes) is never one read that must finish in one timeout.
+   * `onList` still gets the whole state, once, after the last page.
+   */
+  pageSize?: number;
+  /** What of each listed item to hold until the last page (memory: thousands of full Node objects). */
+  trim?(item: T): T;
 }
 
 type Outcome =
   | { kind: 'stop' }
-  | { kind: 'gone' }
-  | { kind: 'ended'; end: WatchEnd; events: number }
-  | { kind: 'failed'; error: KubeError | Status };
+  | { kind: 'relist'; why: 'expired' | 'oversized' }
+  | { kind: 'ended'; end: 'closed' | 'idle'; events: number }
+  | { kind: 'failed'; error: KubeError | Status }
+  /** Our own callback threw: the event was not applied. */
+  | { kind: 'unapplied'; error: unknown };
 
 export async function listWatch<T extends Versioned>(options: ListWatchOptions<T>): Promise<void> {
-  const { api, clock, log, signal, path } = options;
+  const { clock, log, signal, path } = options;
   let resourceVersion: string | undefined; // undefined: LIST first
   let failures = 0;
   let watches = 0;
@@ -62,19 +74,19 @@ export async function listWatch<T extends Versioned>(options: ListWatchOptions<T
   while (!signal.aborted) {
     if (resourceVersion === undefined) {
       try {
-        const list = await api.list<T>(path, options.selectors ?? {}, {
-          timeoutMs: options.timeoutMs,
-          signal,
-        });
-        resourceVersion = list.resourceVersion;
+        const list = await listAll(options);
         if (options.onList(list.items) === 'stop') return;
+        resourceVersion = list.resourceVersion; // only once the list was applied
       } catch (error) {
         if (signal.aborted) return;
-        if (!(error instanceof KubeError)) throw error;
-        log.warn(
-          { path, code: error.code, status: error.status, err: error.message },
-          'list failed; retrying',
-        );
+        if (error instanceof KubeError) {
+          log.warn(
+            { path, code: error.code, status: error.status, err: error.message },
+            'list failed; retrying',
+          );
+        } else {
+          log.error({ path, err: error }, 'applying the list failed; listing again');
+        }
         await backOff();
         continue;
       }
@@ -89,11 +101,20 @@ export async function listWatch<T extends Versioned>(options: ListWatchOptions<T
     if (signal.aborted || outcome.kind === 'stop') return;
 
     switch (outcome.kind) {
-      case 'gone':
-        log.info({ path, resourceVersion }, 'watch expired (410); listing again');
-        if (goneAgain) await backOff(); // a server that keeps answering 410 must not spin us
+      case 'relist':
+        if (outcome.why === 'expired')
+          log.info({ path, resourceVersion }, 'watch expired (410); listing again');
+        else log.warn({ path, resourceVersion }, 'watch line longer than the limit; listing again');
+        if (goneAgain) await backOff(); // a server that keeps expiring us must not spin us
         goneAgain = true;
         resourceVersion = undefined;
+        break;
+      case 'unapplied':
+        log.error(
+          { path, resourceVersion, err: outcome.error },
+          'applying a watch event failed; resuming before it',
+        );
+        await backOff();
         break;
       case 'ended':
         log.debug(
@@ -115,6 +136,24 @@ export async function listWatch<T extends Versioned>(options: ListWatchOptions<T
       }
     }
   }
+}
+
+/** One LIST, or every page of it with `pageSize`; the resourceVersion is the first page's snapshot. */
+async function listAll<T>(options: ListWatchOptions<T>): Promise<{ items: T[]; resourceVersion: string }> {
+  const { api, path, signal, timeoutMs } = options;
+  const selectors = options.selectors ?? {};
+  if (!options.pageSize) return api.list<T>(path, selectors, { timeoutMs, signal });
+  const limit = String(options.pageSize);
+  const first = await api.list<T>(path, { ...selectors, limit }, { timeoutMs, signal });
+  const trim = options.trim ?? ((item: T) => item);
+  const items = first.items.map(trim);
+  // An expired continue token (410 after a compaction) fails the whole LIST: it starts over.
+  for (let next = first.continue; next; ) {
+    const page = await api.list<T>(path, { ...selectors, limit, continue: next }, { timeoutMs, signal });
+    for (const item of page.items) items.push(trim(item));
+    next = page.continue;
+  }
+  return { items, resourceVersion: first.resourceVersion };
 }
 
 async function watchOnce<T extends Versioned>(
@@ -143,13 +182,24 @@ async function watchOnce<T extends Versioned>(
         onEvent: (event) => {
           if (ended) return;
           if (event.type === 'ERROR') {
-            ended = event.object.code === 410 ? { kind: 'gone' } : { kind: 'failed', error: event.object };
+            ended = isExpired(event.object)
+              ? { kind: 'relist', why: 'expired' }
+              : { kind: 'failed', error: event.object };
             stop.abort();
             return;
           }
           events++;
+          let verdict: Stop;
+          try {
+            verdict = event.type === 'BOOKMARK' ? undefined : options.onEvent(event.type, event.object);
+          } catch (error) {
+            ended = { kind: 'unapplied', error };
+            stop.abort();
+            return;
+          }
+          // Rule 21: the resume point moves only past an event that was applied.
           onProgress(event.object.metadata?.resourceVersion);
-          if (event.type !== 'BOOKMARK' && options.onEvent(event.type, event.object) === 'stop') {
+          if (verdict === 'stop') {
             ended = { kind: 'stop' };
             stop.abort();
           }
@@ -160,11 +210,12 @@ async function watchOnce<T extends Versioned>(
         },
       },
     );
-    return ended ?? { kind: 'ended', end, events };
+    if (ended) return ended;
+    return end === 'oversized' ? { kind: 'relist', why: 'oversized' } : { kind: 'ended', end, events };
   } catch (error) {
     if (ended) return ended;
     if (!(error instanceof KubeError)) throw error;
-    if (error.status === 410) return { kind: 'gone' };
+    if (isExpired({ code: error.status, reason: error.reason })) return { kind: 'relist', why: 'expired' };
     return { kind: 'failed', error };
   }
 }

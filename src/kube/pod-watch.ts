@@ -40,8 +40,8 @@ export function watchPod(options: PodWatchOptions): Promise<void> {
     seen = true;
     const version = pod.metadata?.resourceVersion;
     if (version !== undefined && version === lastDelivered) return;
-    lastDelivered = version;
     options.onPod(pod);
+    lastDelivered = version; // only once applied: a version whose onPod threw comes again
   };
   const deleted = (last?: Pod): 'stop' => {
     options.onDeleted(last);

@@ -289,8 +289,24 @@ export class FakeKubeApiServer {
   }
 
   /** Writes a raw line into every open watch stream (a broken proxy, a truncated event). */
-  writeToWatches(line: string): void {
-    for (const watcher of this.watchers) watcher.res.write(`${line}\n`);
+  writeToWatches(line: string, options: { newline?: boolean } = {}): void {
+    const text = options.newline === false ? line : `${line}\n`;
+    for (const watcher of this.watchers) watcher.res.write(text);
+  }
+
+  /** Sends an ERROR event carrying `status` (a Status body) to every open watch, then ends it. */
+  failWatches(status: Record<string, unknown>): void {
+    for (const watcher of this.watchers) {
+      this.watchers.delete(watcher);
+      send(watcher.res, 'ERROR', {
+        kind: 'Status',
+        apiVersion: 'v1',
+        metadata: {},
+        status: 'Failure',
+        ...status,
+      });
+      watcher.res.end();
+    }
   }
 
   /** Ends every open watch stream normally, as a server does at `timeoutSeconds`. */

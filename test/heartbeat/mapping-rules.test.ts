@@ -88,7 +88,37 @@ describe('watchedContainers', () => {
       names: ['main'],
       missing: [],
     },
-    { desc: 'empty list: nothing', fixture: 'running-native-agent', watch: [], names: [], missing: [] },
+    {
+      desc: 'rule 19: no name known (a typo): the default set, the unknown names for the error',
+      fixture: 'sigterm-exit',
+      watch: ['mian', 'qc'],
+      names: ['main', 'log-shipper'],
+      missing: ['mian', 'qc'],
+      fellBack: true,
+    },
+    {
+      desc: 'rule 19: only the agent itself named: the default set',
+      fixture: 'container-creating',
+      watch: ['tes-heartbeat'],
+      names: ['main'],
+      missing: [],
+      fellBack: true,
+    },
+    {
+      desc: 'rule 19: an init container is a known name, no fallback',
+      fixture: 'istio-native-sidecar',
+      watch: ['istio-init', 'typo'],
+      names: ['istio-init'],
+      missing: ['typo'],
+    },
+    {
+      desc: 'empty list: the default set',
+      fixture: 'running-native-agent',
+      watch: [],
+      names: ['main'],
+      missing: [],
+      fellBack: true,
+    },
     {
       desc: 'init containers may be named, and come first as in the spec',
       fixture: 'istio-native-sidecar',
@@ -102,17 +132,19 @@ describe('watchedContainers', () => {
     watch: string[] | undefined;
     names: string[];
     missing: string[];
-  }[])('$desc', ({ fixture, watch, names, missing }) => {
+    fellBack?: boolean;
+  }[])('$desc', ({ fixture, watch, names, missing, fellBack = false }) => {
     const opts: MappingOptions = watch === undefined ? options : { ...options, watchContainers: watch };
-    expect(watchedContainers(loadPod(fixture), opts)).toStrictEqual({ names, missing });
+    expect(watchedContainers(loadPod(fixture), opts)).toStrictEqual({ names, missing, fellBack });
   });
 
-  it('a pod without a spec: nothing watched, every configured name missing', () => {
+  it('a pod without a spec (a status fragment): nothing watched, no name blamed', () => {
     expect(watchedContainers({}, { ...options, watchContainers: ['main', 'qc'] })).toStrictEqual({
       names: [],
-      missing: ['main', 'qc'],
+      missing: [],
+      fellBack: false,
     });
-    expect(watchedContainers({}, options)).toStrictEqual({ names: [], missing: [] });
+    expect(watchedContainers({}, options)).toStrictEqual({ names: [], missing: [], fellBack: false });
   });
 
   it('honours another selfName', () => {
@@ -455,10 +487,16 @@ describe('isTaskComplete', () => {
 
   it('no watched container: complete only when the phase says so', () => {
     const pod = loadPod('oom-killed');
-    const none = { ...options, watchContainers: ['absent'] };
+    const none = { ...options, selfName: 'main' }; // the pod's only container is the agent's own
     expect(isTaskComplete(pod, none)).toBe(false);
     raw(pod.status).phase = 'Failed';
     expect(isTaskComplete(pod, none)).toBe(true);
+  });
+
+  it('rule 19: a WATCH_CONTAINERS typo still sees the task end (the default set is watched)', () => {
+    const pod = loadPod('oom-killed');
+    raw(pod.status).phase = 'Running';
+    expect(isTaskComplete(pod, { ...options, watchContainers: ['mian'] })).toBe(true);
   });
 
   it.each([

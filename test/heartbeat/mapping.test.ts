@@ -484,13 +484,13 @@ describe('heartbeatBody details', () => {
     ]);
   });
 
-  it('reports an empty list when nothing is watched', () => {
+  it('reports the default set when WATCH_CONTAINERS names none of the pod containers (rule 19)', () => {
     const body = heartbeatBody(
       { pod: loadPod('running-native-agent'), jobRetryCount: 0 },
       { ...options, watchContainers: ['absent'] },
       false,
     );
-    expect(body.containerStatus).toStrictEqual([]);
+    expect(body.containerStatus?.map((c) => c.name)).toStrictEqual(['main']);
   });
 
   it.each([
@@ -541,34 +541,55 @@ describe('heartbeatBody details', () => {
     ]);
   });
 
-  it("carries the pod's own message for a container that never started in a rejected pod", () => {
-    const pod = loadPod('pending-unschedulable');
-    pod.spec = {
-      ...pod.spec,
-      containers: pod.spec?.containers ?? [],
-      nodeName: 'ip-10-0-12-34.ec2.internal',
-    };
-    pod.status = {
-      phase: 'Failed',
+  it.each([
+    {
+      desc: 'rejected by the kubelet (OutOfcpu)',
       reason: 'OutOfcpu',
-      conditions: [{ type: 'PodScheduled', status: 'True', lastTransitionTime: '2026-11-20T09:14:02Z' }],
       message:
         "Pod was rejected: Node didn't have enough resource: cpu, requested: 4000, used: 7600, capacity: 7910",
-      startTime: '2026-11-20T09:14:03Z',
-    };
-    const body = heartbeatBody({ pod, jobRetryCount: 0 }, options, true);
-    expect(body.containerStatus).toStrictEqual([
-      {
-        name: 'main',
-        state: {
-          waiting: {
-            reason: 'Pending',
-            message:
-              "Pod was rejected: Node didn't have enough resource: cpu, requested: 4000, used: 7600, capacity: 7910",
-          },
-        },
-      },
-    ]);
+    },
+    { desc: 'evicted before starting', reason: 'Evicted', message: 'The node was low on resource: memory. ' },
+    {
+      desc: 'rejected for node affinity',
+      reason: 'NodeAffinity',
+      message:
+        "Pod was rejected: Predicate NodeAffinity failed: node(s) didn't match Pod's node affinity/selector",
+    },
+    {
+      desc: 'past activeDeadlineSeconds',
+      reason: 'DeadlineExceeded',
+      message: 'Pod was active on the node longer than the specified deadline',
+    },
+    { desc: 'a reason without a message', reason: 'Evicted', message: undefined },
+    { desc: 'a message without a reason: Pending', reason: undefined, message: 'waiting for a volume' },
+  ])(
+    "a container that never started in a pod the kubelet gave up on: the pod's own reason ($desc)",
+    ({ reason, message }) => {
+      const pod = loadPod('pending-unschedulable');
+      pod.spec = {
+        ...pod.spec,
+        containers: pod.spec?.containers ?? [],
+        nodeName: 'ip-10-0-12-34.ec2.internal',
+      };
+      pod.status = {
+        phase: reason ? 'Failed' : 'Pending',
+        ...(reason && { reason }),
+        ...(message && { message }),
+        conditions: [{ type: 'PodScheduled', status: 'True', lastTransitionTime: '2026-11-20T09:14:02Z' }],
+        startTime: '2026-11-20T09:14:03Z',
+      };
+      const body = heartbeatBody({ pod, jobRetryCount: 0 }, options, true);
+      const waiting = { reason: reason ?? 'Pending', ...(message && { message }) };
+      expect(body.containerStatus).toStrictEqual([{ name: 'main', state: { waiting } }]);
+      expect(validateAgainstDefinition('HeartbeatTaskRunRequest', body)).toStrictEqual([]);
+    },
+  );
+
+  it('PodScheduled=False wins over the pod reason', () => {
+    const pod = loadPod('pending-unschedulable');
+    pod.status = { ...pod.status, reason: 'SchedulingGated', message: 'ignored' };
+    const body = heartbeatBody({ pod, jobRetryCount: 0 }, options, false);
+    expect(body.containerStatus?.[0]?.state?.waiting?.reason).toBe('Unschedulable');
   });
 });
 

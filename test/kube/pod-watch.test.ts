@@ -60,7 +60,7 @@ function setPod(phase: string): string {
   );
 }
 
-function start(listTimeoutMs = 5_000): Run {
+function start(listTimeoutMs = 5_000, onPod?: (pod: Pod) => void): Run {
   const clock = new FakeClock();
   const controller = new AbortController();
   const state: Run = {
@@ -83,7 +83,10 @@ function start(listTimeoutMs = 5_000): Run {
     clock,
     log,
     signal: controller.signal,
-    onPod: (pod) => state.pods.push(pod),
+    onPod: (pod) => {
+      onPod?.(pod);
+      state.pods.push(pod);
+    },
     onDeleted: () => state.deleted++,
     onRestart: () => state.restarts++,
   });
@@ -175,6 +178,72 @@ describe('watchPod', () => {
     expect(serverRv).not.toBe(podRv);
     expect(r.pods).toHaveLength(1); // the re-listed pod is the same version: not delivered again
     expect(r.clock.requestedSleeps).toEqual([1000]); // only the drop waited; the 410 re-listed at once
+  });
+
+  it.each([
+    { desc: 'code 410 and reason Expired', status: { code: 410, reason: 'Expired' } },
+    { desc: 'reason Expired without a code', status: { reason: 'Expired' } },
+    { desc: 'reason Gone without a code', status: { reason: 'Gone' } },
+    { desc: 'code 410 alone', status: { code: 410 } },
+  ])('re-lists on an ERROR event whose Status says $desc (rule 21)', async ({ status }) => {
+    setPod('Running');
+    const r = start();
+    await waitFor(() => kube.server.openWatches === 1);
+    kube.server.failWatches({ ...status, message: 'too old resource version: 1 (2)' });
+    await waitFor(() => lists().length === 2 && kube.server.openWatches === 1);
+    expect(watches().at(-1)?.query.resourceVersion).toBe(kube.server.resourceVersion);
+    expect(r.clock.requestedSleeps).toEqual([]); // the first expiry re-lists at once
+  });
+
+  it('ends a stream whose line passes 16 MiB and re-lists, without holding the line (rule 21)', async () => {
+    setPod('Pending');
+    const r = start();
+    await waitFor(() => kube.server.openWatches === 1);
+    // A line that never ends: if the client buffered it whole, nothing would happen.
+    const mebibyte = 'x'.repeat(1024 * 1024);
+    // 17 MiB in all: the cap is passed with the last write, so every write lands on the first stream.
+    for (let i = 0; i < 17; i++) {
+      kube.server.writeToWatches(mebibyte, { newline: false });
+      await settle(2);
+    }
+    await waitFor(() => lists().length === 2 && kube.server.openWatches === 1, 10_000, 'a re-list');
+    setPod('Running');
+    await waitFor(() => r.phases().includes('Running'));
+    expect(r.phases()).toEqual(['Pending', 'Running']);
+  });
+
+  it('delivers lines of any length up to the cap, split across chunks', async () => {
+    setPod('Pending');
+    const r = start();
+    await waitFor(() => kube.server.openWatches === 1);
+    const pod = testPod({ name: POD, namespace: NS, status: { phase: 'Running' } });
+    (pod.metadata as Record<string, unknown>).annotations = { big: 'é'.repeat(3 * 1024 * 1024) };
+    (pod.metadata as Record<string, unknown>).resourceVersion = '999999';
+    const line = JSON.stringify({ type: 'MODIFIED', object: pod });
+    kube.server.writeToWatches(line.slice(0, 1000), { newline: false });
+    await settle(2);
+    kube.server.writeToWatches(line.slice(1000));
+    await waitFor(() => r.pods.length === 2);
+    expect(r.pods[1]?.metadata?.annotations?.big).toHaveLength(3 * 1024 * 1024);
+  });
+
+  it('resumes from before an event whose onPod threw, and delivers it again (rule 21)', async () => {
+    setPod('Pending');
+    let failOnce = true;
+    const r = start(5_000, (pod) => {
+      if (pod.status?.phase === 'Running' && failOnce) {
+        failOnce = false;
+        throw new Error('applying failed');
+      }
+    });
+    await waitFor(() => kube.server.openWatches === 1);
+    const pendingRv = r.pods[0]?.metadata?.resourceVersion;
+    setPod('Running');
+    await wakeFromBackoff(r.clock);
+    await waitFor(() => r.phases().includes('Running'));
+    expect(r.phases()).toEqual(['Pending', 'Running']);
+    expect(watches().at(-1)?.query.resourceVersion).toBe(pendingRv);
+    expect(lists()).toHaveLength(1);
   });
 
   it('advances the resourceVersion on BOOKMARK', async () => {

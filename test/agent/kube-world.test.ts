@@ -1,0 +1,194 @@
+// What the Kubernetes side does to the built agent (rules 19 and 21, the Mapping's
+// pod-level reason): the agent as a child process, the fake API server over HTTPS
+// driven by the test, the emulator as the TES.
+import { afterEach, describe, expect, it } from 'vitest';
+import { type Emulator, startEmulator } from '../../src/emulator/server.ts';
+import type { HeartbeatTaskRunRequest } from '../../src/tes/types.gen.ts';
+import { type AgentProcess, startAgent } from '../support/agent-harness.ts';
+import { waitFor } from '../support/fake-clock.ts';
+import { type FakeKube, type KubeObject, startFakeKube, testPod } from '../support/fake-kube-api.ts';
+
+const NS = 'tasks';
+const POD = 'task-pod';
+const PODS = `/api/v1/namespaces/${NS}/pods`;
+
+interface World {
+  emulator: Emulator;
+  kube: FakeKube;
+  runId: string;
+  env: Record<string, string>;
+}
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+const running = { running: { startedAt: '2026-11-29T10:00:00Z' } };
+const completed = {
+  terminated: {
+    exitCode: 0,
+    reason: 'Completed',
+    startedAt: '2026-11-29T10:00:00Z',
+    finishedAt: '2026-11-29T10:05:00Z',
+  },
+};
+
+function pod(mainState: object): KubeObject {
+  const status = (name: string, state: object) => ({
+    name,
+    ready: true,
+    restartCount: 0,
+    image: 'busybox',
+    imageID: '',
+    state,
+  });
+  return testPod({
+    name: POD,
+    namespace: NS,
+    containers: ['main', 'tes-heartbeat'],
+    status: {
+      phase: 'Running',
+      containerStatuses: [status('main', mainState), status('tes-heartbeat', running)],
+    },
+  });
+}
+
+async function world(first: KubeObject = pod(running)): Promise<World> {
+  const emulator = await startEmulator({});
+  const kube = await startFakeKube();
+  cleanups.push(
+    () => emulator.close(),
+    () => kube.close(),
+  );
+  const runId = emulator.store.create({ name: 'kube-world' }).id as string;
+  kube.server.set('pods', first);
+  return {
+    emulator,
+    kube,
+    runId,
+    env: {
+      TES_URL: emulator.url,
+      TES_RUN_ID: runId,
+      POD_NAME: POD,
+      POD_NAMESPACE: NS,
+      KUBECONFIG: kube.kubeconfigPath,
+      JOB_RETRY_COUNT: '0',
+      HARDWARE_DETAILS: 'off',
+      HEARTBEAT_INTERVAL: '1s',
+      HEARTBEAT_MIN_GAP: '0s',
+      HTTP_ADDR: 'off',
+      LOG_LEVEL: 'debug',
+    },
+  };
+}
+
+function run(w: World, env: Record<string, string> = {}): AgentProcess {
+  const agent = startAgent({ ...w.env, ...env });
+  cleanups.push(async () => {
+    if (agent.child.exitCode === null) agent.child.kill('SIGKILL');
+    await agent.exited;
+  });
+  return agent;
+}
+
+const beats = (w: World): HeartbeatTaskRunRequest[] => w.emulator.heartbeats(w.runId);
+const podLists = (w: World) => w.kube.server.requests.filter((r) => r.path === PODS && !r.watch);
+const mainState = (beat: HeartbeatTaskRunRequest | undefined) =>
+  beat?.containerStatus?.find((c) => c.name === 'main')?.state;
+
+/** The exit, or 'running' if the process is still up after `ms`. */
+async function exitWithin(agent: AgentProcess, ms: number) {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'running'>((resolve) => {
+    timer = setTimeout(() => resolve('running'), ms);
+  });
+  try {
+    return await Promise.race([agent.exited, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+describe('rule 19: a WATCH_CONTAINERS naming none of the containers', () => {
+  it('falls back to the default set with one error naming the unknown names; the agent ends with the task', async () => {
+    const w = await world();
+    const agent = run(w, { WATCH_CONTAINERS: 'mian,tes-heartbeat' });
+    await waitFor(() => beats(w).length >= 1, 10_000, 'first heartbeat');
+    expect(beats(w)[0]?.containerStatus).toEqual([{ name: 'main', state: running }]);
+    const error = await agent.logged(/WATCH_CONTAINERS names none/);
+    expect(error).toMatchObject({ level: 50, containers: ['mian'], reporting: ['main'] });
+
+    w.kube.server.set('pods', pod(completed));
+    expect(await exitWithin(agent, 10_000)).toEqual({ code: 0, signal: null });
+    expect(beats(w).at(-1)).toMatchObject({ lastHeartbeat: true });
+    expect(mainState(beats(w).at(-1))).toMatchObject({ terminated: { exitCode: 0, reason: 'Completed' } });
+    expect(agent.logs.filter((l) => /WATCH_CONTAINERS/.test(String(l.msg)))).toHaveLength(1);
+  });
+
+  it('some unknown names: one warning, the known ones reported', async () => {
+    const w = await world();
+    const agent = run(w, { WATCH_CONTAINERS: 'main,ghost' });
+    await waitFor(() => beats(w).length >= 2, 10_000, 'two heartbeats');
+    expect(
+      beats(w)
+        .at(-1)
+        ?.containerStatus?.map((c) => c.name),
+    ).toEqual(['main']);
+    const lines = agent.logs.filter((l) => /WATCH_CONTAINERS/.test(String(l.msg)));
+    expect(lines).toMatchObject([{ level: 40, containers: ['ghost'] }]);
+  });
+});
+
+describe('rule 21: bounded and expiring watches', () => {
+  it.each([
+    { desc: 'reason Expired without a code', status: { reason: 'Expired' } },
+    { desc: 'reason Gone without a code', status: { reason: 'Gone' } },
+  ])('a watch ERROR whose Status says $desc re-lists, and later changes arrive', async ({ status }) => {
+    const w = await world();
+    const agent = run(w);
+    await waitFor(() => w.kube.server.openWatches === 1 && beats(w).length >= 1, 10_000, 'watching');
+    w.kube.server.failWatches({ ...status, message: 'too old resource version' });
+    await waitFor(() => podLists(w).length === 2 && w.kube.server.openWatches === 1, 5_000, 're-list');
+    w.kube.server.set('pods', pod(completed));
+    expect(await exitWithin(agent, 10_000)).toEqual({ code: 0, signal: null });
+    expect(mainState(beats(w).at(-1))).toMatchObject({ terminated: { reason: 'Completed' } });
+  });
+
+  it('a watch line past 16 MiB ends the stream and re-lists; the agent goes on', async () => {
+    const w = await world();
+    const agent = run(w);
+    await waitFor(() => w.kube.server.openWatches === 1 && beats(w).length >= 1, 10_000, 'watching');
+    // A line that never ends: buffering it whole would hold the agent on this stream for good.
+    // 17 MiB in all: the cap is passed with the last write, so every write lands on the first stream.
+    const mebibyte = 'x'.repeat(1024 * 1024);
+    for (let i = 0; i < 17; i++) {
+      w.kube.server.writeToWatches(mebibyte, { newline: false });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await waitFor(() => podLists(w).length === 2 && w.kube.server.openWatches === 1, 10_000, 're-list');
+    await agent.logged(/watch line longer than the limit/);
+    w.kube.server.set('pods', pod(completed));
+    expect(await exitWithin(agent, 10_000)).toEqual({ code: 0, signal: null });
+    expect(agent.logs.filter((l) => /not a watch event/.test(String(l.msg)))).toEqual([]);
+  });
+});
+
+describe('Mapping: a container that never started in a pod the kubelet gave up on', () => {
+  it("reports the pod's own reason and message (Evicted)", async () => {
+    const message = 'The node was low on resource: memory. ';
+    const evicted = testPod({
+      name: POD,
+      namespace: NS,
+      containers: ['main', 'tes-heartbeat'],
+      status: { phase: 'Failed', reason: 'Evicted', message, startTime: '2026-11-29T10:00:00Z' },
+    });
+    const w = await world(evicted);
+    const agent = run(w);
+    expect(await exitWithin(agent, 10_000)).toEqual({ code: 0, signal: null });
+    expect(beats(w).at(-1)).toMatchObject({
+      lastHeartbeat: true,
+      containerStatus: [{ name: 'main', state: { waiting: { reason: 'Evicted', message } } }],
+    });
+  });
+});
