@@ -67,6 +67,7 @@ describe('rule 14: a wall-clock step changes no heartbeat timing', () => {
         HARDWARE_DETAILS: 'off',
         EVENTS: 'off',
         HEARTBEAT_INTERVAL: `${INTERVAL_MS}ms`,
+        FINAL_HEARTBEAT_DEADLINE: '1s',
         HTTP_ADDR: `127.0.0.1:${port}`,
       });
       cleanups.push(async () => {
