@@ -79,6 +79,7 @@ describe.skipIf(!HAVE_CHROMIUM)('the emulator page in Chromium', () => {
     const context = await browser.newContext({ viewport: { width: 1240, height: 900 } });
     cleanups.push(() => context.close());
     const page = await context.newPage();
+    page.setDefaultTimeout(6_000); // a missing element fails in seconds, not at the test's timeout
     const problems: string[] = [];
     const requests: string[] = [];
     page.on('console', (message) => {
