@@ -250,3 +250,34 @@ describe('rule 18: native sidecar', () => {
     expect(finals(w)).toHaveLength(1);
   });
 });
+
+describe('rule 22: crash-proof', () => {
+  it('an exception in a callback, an unhandled rejection and a late listener error are logged; the heartbeats and the final one go on', async () => {
+    const w = await world();
+    const preload = path.join(import.meta.dirname, '..', 'support', 'crash-preload.mjs');
+    const agent = run(w, {
+      NODE_OPTIONS: `--import=${preload}`,
+      HEARTBEAT_INTERVAL: '300ms',
+      FINAL_HEARTBEAT_DEADLINE: '1s',
+    });
+    await waitFor(
+      async () => (await get(w, '/readyz').catch(() => undefined))?.status === 200,
+      10_000,
+      'ready',
+    );
+    agent.child.kill('SIGUSR2');
+    await agent.logged('health and metrics listener error; it goes on');
+    await waitFor(
+      () => agent.logs.filter((l) => l.msg === 'internal error; the agent goes on').length === 2,
+      5_000,
+      'both internal errors logged',
+    );
+    const before = w.tes.requests.length;
+    await waitFor(() => w.tes.requests.length >= before + 2, 5_000, 'heartbeats after the errors');
+    expect((await get(w, '/healthz')).status).toBe(200);
+    agent.child.kill('SIGTERM');
+    expect(await agent.exited).toEqual({ code: 0, signal: null });
+    expect(finals(w)).toHaveLength(1);
+    expect(agent.logs.filter((l) => l.level === 50)).toHaveLength(3);
+  });
+});
