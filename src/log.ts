@@ -1,7 +1,8 @@
 // One logger factory for every command: pino JSON on stdout, secrets redacted by
-// path. Secrets must never be interpolated into message strings: redaction only
-// sees fields.
+// field path and, with `secrets`, scrubbed by value from every whole line (rule 11:
+// a TES echoes credentials into messages, bodies, stack traces and causes).
 import pino, { type Logger } from 'pino';
+import type { Secrets } from './secrets.ts';
 
 export type { Logger };
 
@@ -25,11 +26,8 @@ export interface LogOptions {
   format: 'json' | 'pretty';
   /** Fields on every line (the agent's runId and podName). */
   base?: Record<string, string>;
-  /**
-   * Secret values (tokens, the jwt, the nonce) scrubbed from every line, wherever
-   * they appear: a server may echo a token inside an error body we log.
-   */
-  secrets?: () => Iterable<string>;
+  /** Credentials and the nonce, scrubbed by value from every line wherever they appear. */
+  secrets?: Secrets;
 }
 
 export async function createLogger(
@@ -43,15 +41,7 @@ export async function createLogger(
     timestamp: pino.stdTimeFunctions.isoTime,
   };
   const { secrets } = options;
-  if (secrets) {
-    config.hooks = {
-      streamWrite: (line) => {
-        let out = line;
-        for (const secret of secrets()) if (secret) out = out.replaceAll(secret, '[redacted]');
-        return out;
-      },
-    };
-  }
+  if (secrets) config.hooks = { streamWrite: (line) => secrets.scrub(line) };
   if (options.format === 'pretty' && !destination) {
     // Loaded only when asked for, in the main thread: a transport's worker thread
     // would cost a sidecar memory for nothing.

@@ -2,38 +2,40 @@
 // the token file's content, else TES_TOKEN. The token file is checked for changes
 // before each attempt (a mounted Secret rotates by a symlink swap, so compare the
 // stat of the resolved file) and re-read after a 401, which also drops the jwt.
-import { stat, readFile, rename, writeFile } from 'node:fs/promises';
+// Rule 12: credentials are trimmed and must be something a header can carry; one
+// that is not is logged (never shown) and not used. Rule 11: every value seen here
+// goes to the scrubber before anything could log it.
+import { readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Logger } from '../log.ts';
+import { headerCanCarry, trimCredential } from '../config/credential.ts';
 import type { Bearer } from '../heartbeat/loop.ts';
+import type { Logger } from '../log.ts';
+import type { Secrets } from '../secrets.ts';
 
 export interface BearerOptions {
+  /** TES_TOKEN, already trimmed and checked by the settings. */
   token?: string;
   tokenFile?: string;
   /** Initial content of tokenFile, read while validating the settings. */
   tokenFileContent?: string;
   jwtFile?: string;
   log: Logger;
+  secrets: Secrets;
 }
 
 export class BearerSource implements Bearer {
   private readonly o: BearerOptions;
   private jwt: string | undefined;
-  private previousJwt: string | undefined;
+  /** The token file's last content a header can carry. */
   private fileToken: string | undefined;
-  private previousFileToken: string | undefined;
   private fileStamp = '';
+  /** The last unusable content reported: one error per content, not per attempt. */
+  private reported: string | undefined;
 
   constructor(options: BearerOptions) {
     this.o = options;
-    this.fileToken = options.tokenFileContent?.trim() || undefined;
-  }
-
-  /** Every credential this source holds or recently held, for scrubbing logs. */
-  secrets(): string[] {
-    return [this.jwt, this.previousJwt, this.fileToken, this.previousFileToken, this.o.token].filter(
-      (s): s is string => s !== undefined,
-    );
+    if (options.tokenFile && options.tokenFileContent !== undefined)
+      this.adoptFileContent(options.tokenFileContent);
   }
 
   async current(): Promise<string | undefined> {
@@ -43,13 +45,18 @@ export class BearerSource implements Bearer {
   }
 
   async unauthorized(): Promise<void> {
-    this.previousJwt = this.jwt ?? this.previousJwt;
     this.jwt = undefined;
     await this.refreshFile(true);
   }
 
   async rotated(jwt: string): Promise<void> {
-    if (this.jwt !== jwt) this.previousJwt = this.jwt;
+    this.o.secrets.add(jwt);
+    if (!headerCanCarry(jwt)) {
+      this.o.log.error(
+        'the TES sent a jwt an HTTP header cannot carry: not adopted, the previous bearer stays',
+      );
+      return;
+    }
     this.jwt = jwt;
     const file = this.o.jwtFile;
     if (!file) return;
@@ -70,15 +77,37 @@ export class BearerSource implements Bearer {
       const s = await stat(file);
       const stamp = `${s.ino}:${s.size}:${s.mtimeMs}`;
       if (!force && stamp === this.fileStamp) return;
-      const content = (await readFile(file, 'utf8')).trim();
-      this.fileStamp = stamp;
-      if (content && content !== this.fileToken) {
-        this.previousFileToken = this.fileToken;
-        this.fileToken = content;
-      }
+      const content = await readFile(file, 'utf8');
+      // An unusable content is read again before the next attempt (rule 12).
+      if (this.adoptFileContent(content)) this.fileStamp = stamp;
     } catch (error) {
       // Mid-rotation the file can be briefly absent: keep the last token.
       this.o.log.warn({ err: error, file }, 'could not read the token file; keeping the last token');
     }
+  }
+
+  /**
+   * Takes the file's content as the token when a header can carry it; else keeps the
+   * last usable token, and logs once per content. Returns whether the content was usable.
+   */
+  private adoptFileContent(raw: string): boolean {
+    const content = trimCredential(raw);
+    this.o.secrets.add(content);
+    // Mid-write the file can be briefly empty: not a token, and not an error.
+    if (content === '') return true;
+    if (headerCanCarry(content)) {
+      this.fileToken = content;
+      return true;
+    }
+    if (content === this.reported) return false;
+    this.reported = content;
+    this.o.log.error(
+      {
+        file: this.o.tokenFile,
+        meanwhile: this.fileToken ? 'the last token from the file' : this.o.token ? 'TES_TOKEN' : 'no bearer',
+      },
+      'TES_TOKEN_FILE holds a character an HTTP header cannot carry: not used; the file is read again before the next attempt',
+    );
+    return false;
   }
 }

@@ -9,6 +9,7 @@ import { systemClock } from '../clock.ts';
 import { agentSettings, loadAgentConfig } from '../config/agent.ts';
 import { helpText } from '../config/settings.ts';
 import { createLogger } from '../log.ts';
+import { Secrets } from '../secrets.ts';
 
 /** After the agent finished, anything still open (a socket to a TES that never answers) gets this long. */
 const EXIT_BACKSTOP_MS = 1_000;
@@ -31,14 +32,17 @@ export async function run(argv: string[]): Promise<number> {
     }
     if (loaded.kind === 'invalid') return reportInvalid('agent', loaded.problems);
     const { config } = loaded;
+    // Rule 11: scrubbed from every line; the bearer adds token-file contents and jwts.
+    const secrets = new Secrets([config.token, config.nonce]);
     const log = await createLogger({
       level: config.logLevel,
       format: config.logFormat,
       base: { runId: config.runId, podName: config.podName },
+      secrets,
     });
     // Loaded after the settings are valid: a bad setting costs no module loading.
     const { Agent } = await import('./agent.ts');
-    const agent = new Agent(config, { clock: systemClock, log });
+    const agent = new Agent(config, { clock: systemClock, log, secrets });
     onInternalError = (error) => log.error({ err: error }, 'internal error; the agent goes on');
     process.on('uncaughtException', onInternalError);
     process.on('unhandledRejection', onInternalError);

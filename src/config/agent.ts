@@ -2,6 +2,7 @@
 // setting stops the agent before any network call, every problem named at once.
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { bearerToken } from './credential.ts';
 import {
   commaList,
   duration,
@@ -14,6 +15,7 @@ import {
   Problem,
   parseSettings,
   type ParseResult,
+  settingName,
   text,
 } from './settings.ts';
 
@@ -29,7 +31,7 @@ export const agentSettings = {
     parse: nonEmpty,
   },
   nonce: { env: 'TES_NONCE', flag: 'nonce', help: 'echoed in every heartbeat (empty: omitted)', parse: text },
-  token: { env: 'TES_TOKEN', flag: 'token', help: 'bearer token', parse: text },
+  token: { env: 'TES_TOKEN', flag: 'token', help: 'bearer token', parse: bearerToken },
   tokenFile: {
     env: 'TES_TOKEN_FILE',
     flag: 'token-file',
@@ -180,16 +182,22 @@ export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
     const fromFile = readIfPresent(SERVICE_ACCOUNT_NAMESPACE);
     if (fromFile) defaults.POD_NAMESPACE = fromFile;
   }
-  const parsed = parseSettings(agentSettings, argv, defaults);
-  if (parsed.kind !== 'ok') return parsed;
+  // Required once the fallbacks are in: checked with every other setting, so that
+  // all problems are reported in one run.
+  const parsed = parseSettings(
+    {
+      ...agentSettings,
+      podName: { ...agentSettings.podName, required: true as const },
+      namespace: { ...agentSettings.namespace, required: true as const },
+    },
+    argv,
+    defaults,
+  );
+  if (parsed.kind === 'help') return parsed;
+  if (parsed.kind === 'invalid') return { kind: 'invalid', problems: parsed.problems.map(whyNoFallback) };
   const v = parsed.values;
-  const problems: string[] = [];
-  if (parsed.positionals.length > 0) problems.push(`unexpected argument '${parsed.positionals[0]}'`);
-  if (v.podName === undefined) problems.push('POD_NAME (--pod-name): required (HOSTNAME is not set either)');
-  if (v.namespace === undefined)
-    problems.push(`POD_NAMESPACE (--namespace): required (${SERVICE_ACCOUNT_NAMESPACE} is not readable)`);
-  if (problems.length > 0 || v.podName === undefined || v.namespace === undefined)
-    return { kind: 'invalid', problems };
+  if (parsed.positionals.length > 0)
+    return { kind: 'invalid', problems: [`unexpected argument '${parsed.positionals[0]}'`] };
 
   return {
     kind: 'ok',
@@ -213,11 +221,20 @@ export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
       jobRetryCount: v.jobRetryCount,
       hardwareDetails: v.hardwareDetails === 'auto',
       httpAddr: v.httpAddr,
-      events: v.events === 'on',
+      events: v.events === 'on' || true,
       logLevel: v.logLevel,
       logFormat: v.logFormat,
     },
   };
+}
+
+/** A missing POD_NAME or POD_NAMESPACE also means its fallback was not there. */
+function whyNoFallback(problem: string): string {
+  if (problem === `${settingName(agentSettings.podName)}: required`)
+    return `${problem} (HOSTNAME is not set either)`;
+  if (problem === `${settingName(agentSettings.namespace)}: required`)
+    return `${problem} (${SERVICE_ACCOUNT_NAMESPACE} is not readable)`;
+  return problem;
 }
 
 function readIfPresent(file: string): string | undefined {
@@ -247,6 +264,8 @@ function pemFile(raw: string): string | Problem {
 
 function fileInExistingDirectory(raw: string): string | Problem {
   if (raw === '') return new Problem('must not be empty');
+  // Relative to whatever directory the container starts in is never what was meant.
+  if (!path.isAbsolute(raw)) return new Problem(`'${raw}' is not an absolute path`);
   const dir = path.dirname(raw);
   try {
     if (statSync(dir).isDirectory()) return raw;

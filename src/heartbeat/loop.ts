@@ -93,6 +93,8 @@ export class HeartbeatLoop {
   private readonly timers = new AbortController();
   private beforeFinal: Promise<unknown> = Promise.resolve();
   private finalSent = false;
+  /** Failures that repeat until someone fixes the setup, logged at error once each (rule 20). */
+  private readonly loggedOnce = new Set<string>();
   private tickedAt: number;
   lastSuccessAt: number | undefined;
 
@@ -277,7 +279,12 @@ export class HeartbeatLoop {
     const failure = error as Partial<AttemptFailure>;
     this.o.observer.heartbeat('failure', this.o.clock.now(), { last, attempts, error });
     // The error carries the status and the service's ErrorResponse code and message.
-    const level = failure.retryable === false ? 'error' : 'warn';
+    // A failure the error marks `logOnce` (TesError: TES_URL is no TES) repeats on
+    // every heartbeat until someone fixes the setup: at error once, then at debug.
+    const once = (error as { logOnce?: unknown }).logOnce;
+    const repeated = typeof once === 'string' && this.loggedOnce.has(once);
+    if (typeof once === 'string') this.loggedOnce.add(once);
+    const level = repeated ? 'debug' : failure.retryable === false ? 'error' : 'warn';
     this.o.log[level]({ err: error, status: failure.status, last, attempts }, 'heartbeat failed');
   }
 

@@ -3,6 +3,7 @@
 // success, 1 when the service (or the way to it) fails, 2 on a usage error.
 import { readFileSync } from 'node:fs';
 import { EXIT_OK, EXIT_USAGE, reportInvalid } from '../cli/exit.ts';
+import { bearerToken } from '../config/credential.ts';
 import {
   commaList,
   duration,
@@ -16,6 +17,7 @@ import {
   type Setting,
   text,
 } from '../config/settings.ts';
+import { Secrets } from '../secrets.ts';
 import { TesClient } from '../tes/client.ts';
 import { TesError } from '../tes/errors.ts';
 import type {
@@ -65,8 +67,8 @@ const boolFlag = (name: string, help: string) => ({
 
 const common = {
   tesUrl: { env: 'TES_URL', flag: 'tes-url', help: 'base URL of the TES', required: true, parse: httpUrl },
-  // An empty TES_TOKEN means none, as for the agent.
-  token: { env: 'TES_TOKEN', flag: 'token', help: 'bearer token', parse: text },
+  // Trimmed, and an empty TES_TOKEN means none, as for the agent.
+  token: { env: 'TES_TOKEN', flag: 'token', help: 'bearer token', parse: bearerToken },
   caFile: {
     env: 'TES_CA_FILE',
     flag: 'ca-file',
@@ -187,14 +189,17 @@ export async function run(argv: string[]): Promise<number> {
   if (values.body !== undefined && (bodyConflict.length > 0 || values.last === true))
     return reportInvalid(command, ['--body cannot be combined with the flags that build a body']);
 
+  // Rule 11: a TES echoes what it was sent, into errors and even into runs it returns.
+  const secrets = new Secrets([values.token, typeof values.nonce === 'string' ? values.nonce : undefined]);
   const client = new TesClient({
     baseUrl: values.tesUrl,
     timeoutMs: values.timeout,
+    secrets,
     ...(values.caFile !== undefined && { ca: values.caFile }),
   });
   const options = values.token ? { token: values.token } : {};
   const print = (human: string, machine: unknown) =>
-    process.stdout.write(values.json ? `${JSON.stringify(machine, null, 2)}\n` : human);
+    process.stdout.write(secrets.scrub(values.json ? `${JSON.stringify(machine, null, 2)}\n` : human));
   try {
     switch (sub) {
       case 'list': {
@@ -238,7 +243,7 @@ export async function run(argv: string[]): Promise<number> {
     return EXIT_OK;
   } catch (error) {
     if (!(error instanceof TesError)) throw error;
-    process.stderr.write(`tes-heartbeat ${command}: ${error.message}\n`);
+    process.stderr.write(secrets.scrub(`tes-heartbeat ${command}: ${error.message}\n`));
     return EXIT_SERVICE_ERROR;
   } finally {
     await client.close();

@@ -6,6 +6,7 @@ import { getCACertificates } from 'node:tls';
 import { Agent } from 'undici';
 import { type Clock, systemClock } from '../clock.ts';
 import { VERSION } from '../cli/exit.ts';
+import type { Secrets } from '../secrets.ts';
 import { parseRetryAfter, TesError, type TesErrorInit } from './errors.ts';
 import type {
   CreateTaskRunRequest,
@@ -29,6 +30,8 @@ export interface TesClientOptions {
   /** Extra PEM bundle trusted in addition to the system CAs. */
   ca?: string;
   clock?: Clock;
+  /** Scrubs the TES's own words (error messages, raw bodies) before they enter a TesError. */
+  secrets?: Secrets;
 }
 
 type Method = 'GET' | 'POST' | 'PUT';
@@ -45,6 +48,8 @@ interface Call {
 
 /** Longest piece of a non-ErrorResponse error body kept as `errorMessage`. */
 const MAX_RAW_ERROR = 200;
+/** Rule 21: an answer body is read up to this size; undici drops the connection beyond it. */
+export const MAX_ANSWER_BYTES = 1024 * 1024;
 
 export class TesClient {
   private readonly origin: string;
@@ -52,6 +57,7 @@ export class TesClient {
   private readonly timeoutMs: number;
   private readonly clock: Clock;
   private readonly ca: string | undefined;
+  private readonly secrets: Secrets | undefined;
   private agent: Agent;
 
   constructor(options: TesClientOptions) {
@@ -64,6 +70,7 @@ export class TesClient {
     this.timeoutMs = options.timeoutMs;
     this.clock = options.clock ?? systemClock;
     this.ca = options.ca;
+    this.secrets = options.secrets;
     this.agent = this.newAgent();
   }
 
@@ -122,6 +129,7 @@ export class TesClient {
   private newAgent(): Agent {
     return new Agent({
       allowH2: false,
+      maxResponseSize: MAX_ANSWER_BYTES,
       // Our own signal bounds each call; undici's coarse 300 s timers stay as a backstop.
       connect: this.ca === undefined ? {} : { ca: [...getCACertificates('default'), this.ca] },
     });
@@ -147,6 +155,8 @@ export class TesClient {
       () => {},
     );
     const signal = options.signal ? AbortSignal.any([timeout.signal, options.signal]) : timeout.signal;
+    const scrub = (text: string) => this.secrets?.scrub(text) ?? text;
+    let status: number | undefined;
 
     try {
       const response = await this.agent.request({
@@ -157,30 +167,43 @@ export class TesClient {
         body: call.body === undefined ? null : JSON.stringify(call.body),
         signal,
       });
+      status = response.statusCode;
       const text = await response.body.text();
       const retryAfterMs = parseRetryAfter(header(response.headers['retry-after']), this.clock.now());
-      if (response.statusCode >= 200 && response.statusCode < 300) {
+      if (status >= 200 && status < 300) {
+        if (text.trim() === '') {
+          if (call.emptyModelAllowed) return {} as T;
+          throw fail({ code: 'TES_BAD_RESPONSE', status, detail: 'empty response body' });
+        }
         const model = parseObject(text);
         if (model !== undefined) return model as T;
-        if (call.emptyModelAllowed && !looksLikeJson(text)) return {} as T;
-        throw fail({
-          code: 'TES_BAD_RESPONSE',
-          status: response.statusCode,
-          detail: text === '' ? 'empty response body' : 'response body is not a JSON object',
-        });
+        if (!looksLikeJson(text)) {
+          // Rule 20: a web UI answering 200 to anything is not a TES that heard the heartbeat.
+          const type = mediaType(header(response.headers['content-type']));
+          throw fail({
+            code: 'TES_NOT_A_TES',
+            status,
+            detail: `the answer is not JSON (${type}): TES_URL does not point at a TES API`,
+            logOnce: `TES_NOT_A_TES ${status} ${type}`,
+          });
+        }
+        // A heartbeat's 200 means it was taken; a body without an object only means no new jwt.
+        if (call.emptyModelAllowed) return {} as T;
+        throw fail({ code: 'TES_BAD_RESPONSE', status, detail: 'response body is not a JSON object' });
       }
       const problem = parseObject(text);
-      const isErrorResponse =
-        problem !== undefined && (typeof problem.code === 'string' || typeof problem.message === 'string');
+      const errorResponse =
+        typeof problem?.code === 'string' || typeof problem?.message === 'string' ? problem : undefined;
       throw fail({
         code: 'TES_HTTP_ERROR',
-        status: response.statusCode,
-        errorCode: isErrorResponse && typeof problem.code === 'string' ? problem.code : undefined,
-        errorMessage: isErrorResponse
-          ? typeof problem.message === 'string'
-            ? problem.message
+        status,
+        errorCode: typeof errorResponse?.code === 'string' ? scrub(errorResponse.code) : undefined,
+        // The TES's words may echo what it was sent (rule 11): scrubbed before anything keeps them.
+        errorMessage: errorResponse
+          ? typeof errorResponse.message === 'string'
+            ? scrub(errorResponse.message)
             : undefined
-          : rawSnippet(text, options.token),
+          : rawSnippet(scrub(text)),
         retryAfterMs,
       });
     } catch (error) {
@@ -188,6 +211,17 @@ export class TesClient {
       if (timeout.signal.aborted)
         throw fail({ code: 'TES_TIMEOUT', detail: `no complete answer within ${this.timeoutMs} ms` });
       if (options.signal?.aborted) throw options.signal.reason;
+      const code = (error as { code?: unknown }).code;
+      if (code === 'UND_ERR_RES_EXCEEDED_MAX_SIZE')
+        throw fail({
+          code: 'TES_RESPONSE_TOO_LARGE',
+          status,
+          detail: `answer body over ${MAX_ANSWER_BYTES} bytes; connection discarded`,
+        });
+      // undici refuses to send what HTTP can't carry (a header value with a line break):
+      // no attempt reached the network, and none ever will.
+      if (code === 'UND_ERR_INVALID_ARG')
+        throw fail({ code: 'TES_INVALID_REQUEST', detail: networkDetail(error), cause: error });
       throw fail({ code: 'TES_NETWORK_ERROR', detail: networkDetail(error), cause: error });
     } finally {
       stopTimer.abort();
@@ -215,7 +249,6 @@ function parseObject(text: string): Record<string, unknown> | undefined {
   return undefined;
 }
 
-/** JSON that is not an object (an array, a number) is a wrong answer, not an empty one. */
 function looksLikeJson(text: string): boolean {
   try {
     JSON.parse(text);
@@ -225,11 +258,19 @@ function looksLikeJson(text: string): boolean {
   }
 }
 
-/** A short, single-line piece of an error body that is not an ErrorResponse (a proxy's HTML page). */
-function rawSnippet(text: string, token: string | undefined): string | undefined {
-  let snippet = text.replace(/\s+/g, ' ').trim();
+/** `text/html` from `text/html; charset=utf-8`, short whatever the server sent. */
+function mediaType(value: string | undefined): string {
+  const type = value?.split(';')[0]?.trim().slice(0, 100);
+  return type || 'no content-type';
+}
+
+/**
+ * A short, single-line piece of an error body that is not an ErrorResponse (a
+ * proxy's HTML page). Cut after scrubbing, so that no piece of a secret survives.
+ */
+function rawSnippet(text: string): string | undefined {
+  const snippet = text.replace(/\s+/g, ' ').trim();
   if (snippet === '') return undefined;
-  if (token) snippet = snippet.replaceAll(token, '[redacted]');
   return snippet.length > MAX_RAW_ERROR ? `${snippet.slice(0, MAX_RAW_ERROR)}…` : snippet;
 }
 

@@ -1,8 +1,26 @@
 // Typed failures of the TES client. The agent decides what to retry from
 // `retryable` and `retryAfterMs`; it never reads the message. Nothing here ever
-// holds the bearer token.
+// holds the bearer token: texts from the TES are scrubbed before they get here.
 
-export type TesErrorCode = 'TES_HTTP_ERROR' | 'TES_TIMEOUT' | 'TES_NETWORK_ERROR' | 'TES_BAD_RESPONSE';
+export type TesErrorCode =
+  | 'TES_HTTP_ERROR'
+  | 'TES_TIMEOUT'
+  | 'TES_NETWORK_ERROR'
+  /** A 2xx whose body is not what the operation answers (empty, or JSON but not an object). */
+  | 'TES_BAD_RESPONSE'
+  /** A 2xx whose body is not JSON at all: TES_URL points at something else, a web UI (rule 20). */
+  | 'TES_NOT_A_TES'
+  /** An answer body over the client's limit (rule 21); its connection was discarded. */
+  | 'TES_RESPONSE_TOO_LARGE'
+  /** A request that can't be sent at all, such as a bearer no header can carry (rule 12). */
+  | 'TES_INVALID_REQUEST';
+
+/** Failures worth another attempt: the next one may well succeed. */
+const RETRYABLE_CODES: ReadonlySet<TesErrorCode> = new Set([
+  'TES_TIMEOUT',
+  'TES_NETWORK_ERROR',
+  'TES_RESPONSE_TOO_LARGE',
+]);
 
 /** Statuses the contract retries (heartbeat policy rule 5). */
 export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 425, 429, 500, 502, 503, 504]);
@@ -19,6 +37,8 @@ export interface TesErrorInit {
   cause?: unknown;
   /** What went wrong when there is no HTTP status to say it (timeout, network, bad body). */
   detail?: string;
+  /** See TesError.logOnce. */
+  logOnce?: string;
 }
 
 export class TesError extends Error {
@@ -31,6 +51,12 @@ export class TesError extends Error {
   readonly errorMessage?: string;
   readonly retryable: boolean;
   readonly retryAfterMs?: number;
+  /**
+   * Set on a failure that repeats identically on every call until someone fixes the
+   * setup (rule 20: TES_URL answers, but it is no TES): the key under which a caller
+   * logs it at error once, not on every heartbeat.
+   */
+  readonly logOnce?: string;
 
   constructor(init: TesErrorInit) {
     super(describe(init), init.cause === undefined ? undefined : { cause: init.cause });
@@ -43,9 +69,9 @@ export class TesError extends Error {
     if (init.errorCode !== undefined) this.errorCode = init.errorCode;
     if (init.errorMessage !== undefined) this.errorMessage = init.errorMessage;
     if (init.retryAfterMs !== undefined) this.retryAfterMs = init.retryAfterMs;
+    if (init.logOnce !== undefined) this.logOnce = init.logOnce;
     this.retryable =
-      init.code === 'TES_TIMEOUT' ||
-      init.code === 'TES_NETWORK_ERROR' ||
+      RETRYABLE_CODES.has(init.code) ||
       (init.code === 'TES_HTTP_ERROR' && init.status !== undefined && RETRYABLE_STATUSES.has(init.status));
   }
 }

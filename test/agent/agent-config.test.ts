@@ -116,6 +116,11 @@ describe('bad settings exit 2 with one line naming the variable', () => {
       line: 'TES_JWT_FILE (--jwt-file): directory /nonexistent/dir does not exist',
     },
     {
+      desc: 'jwt file relative',
+      env: { TES_JWT_FILE: 'jwt' },
+      line: "TES_JWT_FILE (--jwt-file): 'jwt' is not an absolute path",
+    },
+    {
       desc: 'kubeconfig unreadable',
       env: { KUBECONFIG: '/nonexistent/kubeconfig' },
       line: 'KUBECONFIG (--kubeconfig): cannot read /nonexistent/kubeconfig: ENOENT',
@@ -142,6 +147,36 @@ describe('bad settings exit 2 with one line naming the variable', () => {
     const result = await run({ HEARTBEAT_INTERVAL: '1', LOG_FORMAT: 'xml', TES_RUN_ID: undefined });
     expect(result.code).toBe(2);
     expect(result.stderr.trim().split('\n')).toHaveLength(3);
+    expect(tes.requests).toHaveLength(0);
+  });
+
+  it('reports POD_NAME and POD_NAMESPACE problems together with the others', async () => {
+    const result = await run({
+      POD_NAME: undefined,
+      HOSTNAME: undefined,
+      POD_NAMESPACE: undefined,
+      HEARTBEAT_INTERVAL: '1',
+    });
+    expect(result.code).toBe(2);
+    const lines = result.stderr.trim().split('\n');
+    expect(lines).toHaveLength(3);
+    for (const name of [
+      'HEARTBEAT_INTERVAL (--interval)',
+      'POD_NAME (--pod-name)',
+      'POD_NAMESPACE (--namespace)',
+    ])
+      expect(lines.filter((line) => line.includes(name))).toHaveLength(1);
+  });
+
+  it('a TES_TOKEN a header cannot carry, even trimmed: exit 2, one line naming it, never the token', async () => {
+    const secret = 'token-part-one\r\ntoken-part-two';
+    const result = await run({ TES_TOKEN: `${secret}\n` });
+    expect(result.code).toBe(2);
+    const lines = result.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('tes-heartbeat agent: TES_TOKEN (--token): ');
+    for (const part of ['token-part-one', 'token-part-two']) expect(result.stderr).not.toContain(part);
+    expect(result.stdout).toBe('');
     expect(tes.requests).toHaveLength(0);
   });
 

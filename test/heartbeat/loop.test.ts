@@ -9,6 +9,7 @@ import { BearerSource } from '../../src/agent/bearer.ts';
 import { HeartbeatLoop } from '../../src/heartbeat/loop.ts';
 import { AgentMetrics } from '../../src/http/agent-metrics.ts';
 import { createLogger } from '../../src/log.ts';
+import { Secrets } from '../../src/secrets.ts';
 import { TesClient } from '../../src/tes/client.ts';
 import type { HeartbeatTaskRunRequest } from '../../src/tes/types.gen.ts';
 import { FakeClock, waitFor } from '../support/fake-clock.ts';
@@ -75,17 +76,12 @@ async function start(
       cb();
     },
   });
-  let bearer: BearerSource | undefined;
+  const secrets = new Secrets([NONCE]);
   const log = await createLogger(
-    {
-      level: 'debug',
-      format: 'json',
-      base: { runId: 'run-1', podName: 'pod-1' },
-      secrets: () => [NONCE, ...(bearer?.secrets() ?? [])],
-    },
+    { level: 'debug', format: 'json', base: { runId: 'run-1', podName: 'pod-1' }, secrets },
     sink,
   );
-  bearer = new BearerSource({ log, tokenFile, tokenFileContent: TOKEN, jwtFile });
+  const bearer = new BearerSource({ log, secrets, tokenFile, tokenFileContent: TOKEN, jwtFile });
   const client = new TesClient({ baseUrl: tes.url, timeoutMs: TIMEOUT_MS, clock });
   const metrics = new AgentMetrics();
   const snapshot = { state: 'waiting' };

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Emulator, EmulatorExchange } from '../../src/emulator/server.ts';
 import { expectValidResponses, startCheckedEmulator } from '../support/emulator-harness.ts';
+import { FaultTes } from '../support/fault-tes.ts';
 
 const TOKEN = 'runs-cli-token';
 let emulator: Emulator;
@@ -184,6 +185,45 @@ describe('tes-heartbeat runs', () => {
     expect(stderr).toContain('HTTP 401 Unauthorized');
     expect(stderr).not.toContain('wrong-token-value');
     expect((await runs(['list'], { TES_TOKEN: '' })).code).toBe(1);
+  });
+
+  it('a TES echoing the token: never in stdout or stderr, raw or JSON-escaped (rule 11)', async () => {
+    const tes = await new FaultTes().start();
+    try {
+      const echo = `token ${TOKEN} rejected`;
+      tes.reply(
+        { status: 400, body: { code: 'BadRequest', message: echo } },
+        { status: 502, headers: { 'content-type': 'text/plain' }, raw: `upstream said: ${echo}` },
+        { status: 200, body: { id: 'r1', name: echo, status: 'Running', statusDetails: echo } },
+        { status: 200, body: { id: 'r1', name: echo, status: 'Running', statusDetails: echo } },
+      );
+      const outputs: string[] = [];
+      for (const args of [
+        ['get', 'r1'],
+        ['get', 'r1'],
+        ['get', 'r1'],
+        ['get', 'r1', '--json'],
+      ]) {
+        const result = await runs(args, { TES_URL: tes.url });
+        expect(result.code).toBe(outputs.length < 2 ? 1 : 0);
+        outputs.push(result.stdout + result.stderr);
+      }
+      expect(tes.requests.map((r) => r.authorization)).toEqual(Array(4).fill(`Bearer ${TOKEN}`));
+      const output = outputs.join('\n');
+      expect(output).toContain('BadRequest');
+      expect(output).toMatch(/Name:\s+token \[redacted\] rejected/);
+      expect(output).not.toContain(TOKEN);
+    } finally {
+      await tes.close();
+    }
+  });
+
+  it('a token a header cannot carry is a usage error naming TES_TOKEN, never printing it', async () => {
+    const { code, stderr } = await runs(['list'], { TES_TOKEN: 'bad-token\nsecret-part' });
+    expect(code).toBe(2);
+    expect(stderr).toContain('TES_TOKEN (--token)');
+    expect(stderr).not.toContain('bad-token');
+    expect(stderr).not.toContain('secret-part');
   });
 
   it('an unreachable TES exits 1 with a network error', async () => {

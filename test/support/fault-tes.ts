@@ -6,8 +6,17 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { HeartbeatTaskRunRequest } from '../../src/tes/types.gen.ts';
 
 export type Reply =
-  /** An answer, after `afterMs` of real time when given. */
-  | { status: number; headers?: Record<string, string>; body?: unknown; afterMs?: number }
+  /**
+   * An answer, after `afterMs` of real time when given: `body` as JSON, or `raw` sent
+   * as it is (an HTML page, a text/plain error, an oversized body) with only `headers`.
+   */
+  | {
+      status: number;
+      headers?: Record<string, string>;
+      body?: unknown;
+      raw?: string | Buffer;
+      afterMs?: number;
+    }
   /** Accept the request and never answer (until the server closes). */
   | { hang: true }
   /** Destroy the connection without an answer. */
@@ -91,6 +100,11 @@ export class FaultTes {
         return;
       }
       const answer = () => {
+        if (reply.raw !== undefined) {
+          res.writeHead(reply.status, reply.headers);
+          res.end(reply.raw);
+          return;
+        }
         res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers });
         res.end(JSON.stringify(reply.body ?? {}));
       };

@@ -7,7 +7,8 @@ import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Emulator, EmulatorExchange } from '../../src/emulator/server.ts';
-import { TesClient } from '../../src/tes/client.ts';
+import { Secrets } from '../../src/secrets.ts';
+import { MAX_ANSWER_BYTES, TesClient } from '../../src/tes/client.ts';
 import { TesError } from '../../src/tes/errors.ts';
 import { startCheckedEmulator, expectValidResponses } from '../support/emulator-harness.ts';
 import { FakeClock, settle, waitFor } from '../support/fake-clock.ts';
@@ -283,13 +284,13 @@ describe('TesClient on the wire', () => {
     }
   });
 
-  it('keeps a short piece of an error body that is not an ErrorResponse, with the token redacted', async () => {
+  it('keeps a short piece of an error body that is not an ErrorResponse, with the secrets scrubbed', async () => {
     const stub = await stubServer((req, res) => {
       res
         .writeHead(502, { 'content-type': 'text/html' })
         .end(`<html><body>Bad gateway\n for ${req.headers.authorization}</body></html>`);
     });
-    const client = new TesClient({ baseUrl: stub.url, timeoutMs: 5_000 });
+    const client = new TesClient({ baseUrl: stub.url, timeoutMs: 5_000, secrets: new Secrets([TOKEN]) });
     try {
       const error = await tesError(client.getTaskRun('r', { token: TOKEN }));
       expect(error).toMatchObject({ status: 502, retryable: true, errorCode: undefined });
@@ -301,7 +302,77 @@ describe('TesClient on the wire', () => {
     }
   });
 
-  it('a 2xx without a JSON object is a bad response, except that a heartbeat may come back empty', async () => {
+  it('scrubs an ErrorResponse echoing secrets, and cuts a long raw body only after scrubbing', async () => {
+    let answer = '';
+    const stub = await stubServer((_req, res) => {
+      res.writeHead(400, { 'content-type': 'application/json' }).end(answer);
+    });
+    const secrets = new Secrets([TOKEN]);
+    secrets.add('rotated-jwt-value');
+    const client = new TesClient({ baseUrl: stub.url, timeoutMs: 5_000, secrets });
+    try {
+      answer = JSON.stringify({
+        code: 'BadRequest',
+        message: `token ${TOKEN} and rotated-jwt-value rejected`,
+      });
+      const echoed = await tesError(client.getTaskRun('r'));
+      expect(echoed).toMatchObject({
+        errorCode: 'BadRequest',
+        errorMessage: 'token [redacted] and [redacted] rejected',
+      });
+      // The token straddles the 200-character cut: no piece of it may survive.
+      answer = `${'x'.repeat(195)} ${TOKEN} tail`;
+      const cut = await tesError(client.getTaskRun('r'));
+      expect(cut.errorMessage).toBe(`${'x'.repeat(195)} [red…`);
+      expect(cut.message).not.toContain(TOKEN.slice(0, 4));
+    } finally {
+      await client.close();
+      await stub.close();
+    }
+  });
+
+  it('a bearer no header can carry is TES_INVALID_REQUEST, not retryable, and nothing is sent (rule 12)', async () => {
+    const stub = await stubServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+    const client = new TesClient({ baseUrl: stub.url, timeoutMs: 5_000 });
+    try {
+      const error = await tesError(client.heartbeatTaskRun('r', {}, { token: 'bad\r\njwt-value' }));
+      expect(error).toMatchObject({ code: 'TES_INVALID_REQUEST', retryable: false });
+      expect(error.message).not.toContain('jwt-value');
+      expect(stub.requests).toHaveLength(0);
+      expect(stub.connections()).toBe(0);
+    } finally {
+      await client.close();
+      await stub.close();
+    }
+  });
+
+  it('reads an answer up to 1 MiB; a larger one is TES_RESPONSE_TOO_LARGE, retryable, its connection dropped (rule 21)', async () => {
+    /** A JSON answer of exactly `size` bytes. */
+    const padded = (size: number) => `{"jwt":"j","padding":"${'x'.repeat(size - 24)}"}`;
+    let body = padded(MAX_ANSWER_BYTES);
+    const stub = await stubServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(body);
+    });
+    const client = new TesClient({ baseUrl: stub.url, timeoutMs: 5_000 });
+    try {
+      expect((await client.heartbeatTaskRun('r', {})).jwt).toBe('j');
+      await settle(1);
+      expect(stub.connections()).toBe(1);
+      body = padded(MAX_ANSWER_BYTES + 1);
+      const error = await tesError(client.heartbeatTaskRun('r', {}));
+      expect(error).toMatchObject({ code: 'TES_RESPONSE_TOO_LARGE', status: 200, retryable: true });
+      body = '{}';
+      expect(await client.heartbeatTaskRun('r', {})).toEqual({});
+      expect(stub.connections()).toBe(2);
+    } finally {
+      await client.close();
+      await stub.close();
+    }
+  });
+
+  it('a 2xx without a JSON object is a bad response, except that a heartbeat may come back empty or as other JSON', async () => {
     let body = '';
     const stub = await stubServer((_req, res) => {
       res.writeHead(200).end(body);
@@ -309,16 +380,35 @@ describe('TesClient on the wire', () => {
     const client = new TesClient({ baseUrl: stub.url, timeoutMs: 5_000 });
     try {
       expect(await client.heartbeatTaskRun('r', {})).toEqual({});
-      body = 'OK';
+      body = '[1]';
       expect(await client.heartbeatTaskRun('r', {})).toEqual({});
       expect(await tesError(client.getTaskRun('r'))).toMatchObject({ code: 'TES_BAD_RESPONSE', status: 200 });
-      body = '[1]';
-      expect(await tesError(client.heartbeatTaskRun('r', {}))).toMatchObject({ code: 'TES_BAD_RESPONSE' });
       body = '';
       expect(await tesError(client.listTaskRuns({}))).toMatchObject({
         code: 'TES_BAD_RESPONSE',
         retryable: false,
       });
+    } finally {
+      await client.close();
+      await stub.close();
+    }
+  });
+
+  it('a 2xx that is not JSON at all is TES_NOT_A_TES: not retryable, naming TES_URL, logged once per kind (rule 20)', async () => {
+    let type = 'text/html; charset=utf-8';
+    const stub = await stubServer((_req, res) => {
+      res.writeHead(200, { 'content-type': type }).end('<!DOCTYPE html><html><body>Welcome</body></html>');
+    });
+    const client = new TesClient({ baseUrl: `${stub.url}/tes`, timeoutMs: 5_000 });
+    try {
+      const html = await tesError(client.heartbeatTaskRun('r', {}));
+      expect(html).toMatchObject({ code: 'TES_NOT_A_TES', status: 200, retryable: false });
+      expect(html.message).toContain('TES_URL');
+      expect(html.message).toContain(`${stub.url}/tes/v1/tasks/runs/r:heartbeat`);
+      expect(html.message).toContain('text/html');
+      expect((await tesError(client.getTaskRun('r'))).logOnce).toBe(html.logOnce);
+      type = 'text/plain';
+      expect((await tesError(client.heartbeatTaskRun('r', {}))).logOnce).not.toBe(html.logOnce);
     } finally {
       await client.close();
       await stub.close();

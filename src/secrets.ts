@@ -1,0 +1,65 @@
+// Contract rule 11: every string used as a credential or nonce is scrubbed by value
+// from whatever the program prints, because a TES echoes what it was sent (in an
+// ErrorResponse message, a text/plain body, and so in stack traces and causes).
+// This is the one place that knows those values; the logger, the TES client and
+// the `runs` command all scrub through it.
+
+/** Shorter values are redacted by field path only: scrubbing them would mangle every line. */
+export const MIN_SCRUBBED_LENGTH = 6;
+
+/**
+ * How many rotating values (jwts, token-file contents) are remembered. A TES that
+ * issues a fresh jwt with every answer would otherwise grow the set for ever; the
+ * agent only ever sends the newest, so an echo of an older one is not expected.
+ */
+export const ROTATING_KEPT = 64;
+
+const REDACTED = '[redacted]';
+
+export class Secrets {
+  private readonly fixed = new Map<string, string[]>();
+  /** In the order last seen: the oldest is forgotten first. */
+  private readonly rotating = new Map<string, string[]>();
+  private readonly keep: number;
+
+  /** `fixed` are kept for good (TES_TOKEN, TES_NONCE); `keep` bounds the rotating ones. */
+  constructor(fixed: Iterable<string | undefined> = [], keep = ROTATING_KEPT) {
+    this.keep = keep;
+    for (const value of fixed) if (scrubbable(value)) this.fixed.set(value, forms(value));
+  }
+
+  /** A value now in use or just received (a token-file content, a jwt, refused ones included). */
+  add(value: string | undefined): void {
+    if (!scrubbable(value) || this.fixed.has(value)) return;
+    this.rotating.delete(value);
+    this.rotating.set(value, forms(value));
+    if (this.rotating.size > this.keep) {
+      const oldest = this.rotating.keys().next().value as string;
+      this.rotating.delete(oldest);
+    }
+  }
+
+  /** `text` with every known secret, raw or JSON-escaped, replaced by `[redacted]`. */
+  scrub(text: string): string {
+    let out = text;
+    for (const list of [this.fixed, this.rotating])
+      for (const variants of list.values())
+        for (const variant of variants) if (out.includes(variant)) out = out.replaceAll(variant, REDACTED);
+    return out;
+  }
+}
+
+function scrubbable(value: string | undefined): value is string {
+  return value !== undefined && value.length >= MIN_SCRUBBED_LENGTH;
+}
+
+/**
+ * The value as it appears raw, inside a JSON string, and inside a JSON string that
+ * itself holds JSON (an error body quoted in a log line); longest first, so a
+ * shorter form never cuts a longer one apart.
+ */
+function forms(value: string): string[] {
+  const once = JSON.stringify(value).slice(1, -1);
+  const twice = JSON.stringify(once).slice(1, -1);
+  return [...new Set([twice, once, value])];
+}
