@@ -7,14 +7,32 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { EXIT_INTERNAL, EXIT_OK, reportInvalid } from '../cli/exit.ts';
-import { helpText, parseSettings } from '../config/settings.ts';
+import { formatDuration } from '../config/duration.ts';
+import { duration, flagBoolean, helpText, parseSettings } from '../config/settings.ts';
 import { startEmulator } from '../emulator/server.ts';
 import { FakeKubeApiServer } from '../testing/fake-kube-api-server.ts';
 import { TesClient } from '../tes/client.ts';
 import type { ContainerStatus, HeartbeatTaskRunRequest } from '../tes/types.gen.ts';
 import { job, kubeNow, NAMESPACE, node, POD_NAME, stages } from './scenario.ts';
 
-const demoSettings = {};
+/** The demo's own timeline ends after about 7 s; past this, something hangs. */
+const DEFAULT_TIME_LIMIT = '60s';
+
+const demoSettings = {
+  keep: {
+    flag: 'keep',
+    help: 'after the final heartbeat, keep the emulator and its web page up until Ctrl-C (SIGINT/SIGTERM)',
+    boolean: true,
+    default: 'false',
+    parse: flagBoolean,
+  },
+  timeout: {
+    flag: 'timeout',
+    help: 'fail (exit 1) when the demo has not finished by then',
+    default: DEFAULT_TIME_LIMIT,
+    parse: duration({ positive: true }),
+  },
+};
 const NONCE = 'demo-nonce-1';
 
 export async function run(argv: string[]): Promise<number> {
@@ -26,6 +44,7 @@ export async function run(argv: string[]): Promise<number> {
   if (parsed.kind === 'invalid') return reportInvalid('demo', parsed.problems);
   if (parsed.positionals.length > 0)
     return reportInvalid('demo', [`unexpected argument '${parsed.positionals[0]}'`]);
+  const { keep, timeout: timeLimitMs } = parsed.values;
 
   const emulator = await startEmulator({ host: '127.0.0.1', port: 0 });
   const kube = await FakeKubeApiServer.start({ host: '127.0.0.1' });
@@ -89,17 +108,42 @@ export async function run(argv: string[]): Promise<number> {
       out(`${elapsed(t0)}  ${describe(printed + 1, beats[printed] as HeartbeatTaskRunRequest)}`);
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
+    if (timedOut) {
+      await tes.close();
+      process.stderr.write(
+        `tes-heartbeat demo: no final heartbeat within ${formatDuration(timeLimitMs)}; the agent was stopped\n`,
+      );
+      return EXIT_INTERNAL;
+    }
 
     const final = await tes.getTaskRun(runId);
     out(
       `agent exited with ${code}; run ${runId}: ${final.status}${final.statusDetails ? ` (${final.statusDetails})` : ''}`,
     );
     await tes.close();
+    if (keep) {
+      out(`web page: ${emulator.url}/ui/runs/${encodeURIComponent(runId)} (every run: ${emulator.url}/)`);
+      out('the emulator keeps serving; Ctrl-C stops it');
+      await untilSignal();
+    } else out('to look at this run in a browser: tes-heartbeat demo --keep');
     return code === 0 && beats.at(-1)?.lastHeartbeat === true ? EXIT_OK : EXIT_INTERNAL;
   } finally {
     await Promise.allSettled([emulator.close(), kube.close()]);
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** Resolves on the first SIGINT or SIGTERM. */
+function untilSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      process.off('SIGINT', done);
+      process.off('SIGTERM', done);
+      resolve();
+    };
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
+  });
 }
 
 function out(line: string): void {
