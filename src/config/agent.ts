@@ -221,7 +221,7 @@ export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
       jobRetryCount: v.jobRetryCount,
       hardwareDetails: v.hardwareDetails === 'auto',
       httpAddr: v.httpAddr,
-      events: v.events === 'on' || true,
+      events: v.events === 'on',
       logLevel: v.logLevel,
       logFormat: v.logFormat,
     },
