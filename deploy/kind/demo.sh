@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole path on kind: create a run in the in-cluster emulator, launch a task Job that
 # relies on injection (deploy/examples/job-injected.yaml) with that run id and a fresh nonce,
-# follow the injected agent until its final heartbeat, and print the run's final status.
+# follow the injected agent until its final heartbeat, and print the run's final status and
+# how to see the run on the emulator's web page.
 # Run deploy/kind/up.sh first. Safe to run again: each run replaces the previous demo Job.
 set -euo pipefail
 # shellcheck source=lib.sh source-path=SCRIPTDIR
@@ -70,5 +71,8 @@ for _ in $(seq 30); do
   esac
   sleep 1
 done
+# The emulator's web page draws the run's heartbeats; a port-forward brings it to this machine.
+log "to look at the run in a browser: kubectl --context $CONTEXT --namespace $NAMESPACE port-forward service/${FULLNAME}-emulator 8080:8080"
+log "  then open http://127.0.0.1:8080/ui/runs/$run_id (every run: http://127.0.0.1:8080/)"
 echo "run $run_id: ${status:-unknown}"
 [ "$status" = Completed ] || die "the run did not complete: $run"

@@ -212,6 +212,10 @@ describe('with stub tools', () => {
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('final heartbeat sent'); // the agent's log, followed
     expect(result.stdout.trim().split('\n').at(-1)).toBe('run run-42: Completed');
+    expect(result.stderr).toContain(
+      'kubectl --context kind-tes-heartbeat --namespace tes-heartbeat port-forward service/tes-heartbeat-emulator 8080:8080',
+    );
+    expect(result.stderr).toContain('http://127.0.0.1:8080/ui/runs/run-42');
     const job = readFileSync(path.join(sandbox, 'job.yaml'), 'utf8');
     expect(job).toContain('tes-heartbeat/inject: "true"');
     expect(job).toContain('tes-heartbeat/run-id: "run-42"');
