@@ -81,6 +81,12 @@ export async function run(argv: string[]): Promise<number> {
       },
     });
     const exited = new Promise<number | null>((resolve) => agent.on('exit', (code) => resolve(code)));
+    // An overall time limit: a demo that hangs fails clearly instead (the agent is killed).
+    let timedOut = false;
+    const limit = setTimeout(() => {
+      timedOut = true;
+      agent.kill('SIGKILL');
+    }, timeLimitMs);
     const stop = () => agent.kill('SIGTERM');
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
@@ -101,6 +107,7 @@ export async function run(argv: string[]): Promise<number> {
         out(`${elapsed(t0)}  ${describe(printed + 1, beats[printed] as HeartbeatTaskRunRequest)}`);
     }, 20);
     const code = await exited;
+    clearTimeout(limit);
     for (const timer of timers) clearTimeout(timer);
     clearInterval(printer);
     const beats = emulator.heartbeats(runId);
