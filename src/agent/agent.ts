@@ -23,7 +23,6 @@ import { jobFailedCount, owningJobName } from '../kube/job.ts';
 import { watchPod } from '../kube/pod-watch.ts';
 import { readUntilAnswered } from '../kube/read-retry.ts';
 import type { Logger } from '../log.ts';
-import type { Secrets } from '../secrets.ts';
 import { TesClient } from '../tes/client.ts';
 
 /** How long a SIGTERM may spend refreshing the pod before the final heartbeat (rule 16). */
@@ -36,8 +35,6 @@ const CLOSE_GRACE_MS = 500;
 export interface AgentDeps {
   clock: Clock;
   log: Logger;
-  /** The logger's scrubber: the bearer adds every credential it meets (rule 11). */
-  secrets: Secrets;
 }
 
 export class Agent {
@@ -85,12 +82,10 @@ export class Agent {
       baseUrl: config.tesUrl,
       timeoutMs: config.timeoutMs,
       clock: deps.clock,
-      secrets: deps.secrets,
       ...(config.ca ? { ca: config.ca } : {}),
     });
     const bearer = new BearerSource({
       log: deps.log,
-      secrets: deps.secrets,
       ...(config.token ? { token: config.token } : {}),
       ...(config.tokenFile
         ? { tokenFile: config.tokenFile.path, tokenFileContent: config.tokenFile.content }
@@ -260,19 +255,28 @@ export class Agent {
       const job = owningJobName(pod);
       this.jobRead = !job
         ? Promise.resolve()
-        : readUntilAnswered((call) => kube.getJob(this.config.namespace, job, call), options).then(
-            (answer) => {
-              if (answer instanceof Error) {
-                log.warn({ err: answer, job }, 'cannot read the owning Job: jobRetryCount stays 0');
-                return;
-              }
-              this.facts.jobRetryCount = jobFailedCount(answer);
-            },
-          );
+        : readUntilAnswered((call) => kube.getJob(this.config.namespace, job, call), {
+            ...options,
+            onStuck: (error, failures) =>
+              log.warn(
+                { err: error, job, failures },
+                'cannot read the owning Job yet: jobRetryCount stays 0; still trying',
+              ),
+          }).then((answer) => {
+            if (answer instanceof Error) {
+              log.warn({ err: answer, job }, 'cannot read the owning Job: jobRetryCount stays 0');
+              return;
+            }
+            this.facts.jobRetryCount = jobFailedCount(answer);
+          });
     }
     const nodeName = pod.spec?.nodeName;
     if (this.config.hardwareDetails && nodeName && !this.nodeRead) {
-      this.nodeRead = readUntilAnswered((call) => kube.getNode(nodeName, call), options).then((answer) => {
+      this.nodeRead = readUntilAnswered((call) => kube.getNode(nodeName, call), {
+        ...options,
+        onStuck: (error, failures) =>
+          log.warn({ err: error, node: nodeName, failures }, 'cannot read the node yet: still trying'),
+      }).then((answer) => {
         if (answer instanceof Error) {
           log.warn(
             { err: answer, node: nodeName },

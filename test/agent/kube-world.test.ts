@@ -34,7 +34,7 @@ const completed = {
   },
 };
 
-function pod(mainState: object): KubeObject {
+function pod(mainState: object, owner?: { kind: string; name: string }): KubeObject {
   const status = (name: string, state: object) => ({
     name,
     ready: true,
@@ -47,6 +47,7 @@ function pod(mainState: object): KubeObject {
     name: POD,
     namespace: NS,
     containers: ['main', 'tes-heartbeat'],
+    ...(owner && { owner }),
     status: {
       phase: 'Running',
       containerStatuses: [status('main', mainState), status('tes-heartbeat', running)],
@@ -171,6 +172,20 @@ describe('rule 21: bounded and expiring watches', () => {
     w.kube.server.set('pods', pod(completed));
     expect(await exitWithin(agent, 10_000)).toEqual({ code: 0, signal: null });
     expect(agent.logs.filter((l) => /not a watch event/.test(String(l.msg)))).toEqual([]);
+  });
+});
+
+describe('a Job read failing for good', () => {
+  it('500 forever: one warning after the first few tries, heartbeats go on with jobRetryCount 0', async () => {
+    const w = await world(pod(running, { kind: 'Job', name: 'job-1' }));
+    w.kube.server.failNext({ path: `/apis/batch/v1/namespaces/${NS}/jobs/job-1` }, { status: 500 }, 1_000);
+    const agent = run(w, { JOB_RETRY_COUNT: 'auto', HEARTBEAT_TIMEOUT: '1s' });
+    const warning = await agent.logged(/cannot read the owning Job yet/);
+    expect(warning).toMatchObject({ level: 40, job: 'job-1', failures: 3 });
+    const beatsAtWarning = beats(w).length;
+    await waitFor(() => beats(w).length >= beatsAtWarning + 2, 10_000, 'heartbeats after the warning');
+    expect(beats(w).every((b) => b.jobRetryCount === 0)).toBe(true);
+    expect(agent.logs.filter((l) => /owning Job/.test(String(l.msg)))).toHaveLength(1);
   });
 });
 

@@ -276,12 +276,12 @@ describe('readUntilAnswered', () => {
   it('retries a failing read with capped backoff until it succeeds', async () => {
     const clock = new FakeClock();
     kube.server.failNext({ path: '/apis/batch/v1/namespaces/tasks/jobs/task-job' }, { status: 500 }, 2);
-    const delays: number[] = [];
+    const stuck: number[] = [];
     const result = readUntilAnswered((c) => api.getJob('tasks', 'task-job', c), {
       clock,
       signal: new AbortController().signal,
       timeoutMs: 5_000,
-      onRetry: (_error, delayMs) => delays.push(delayMs),
+      onStuck: (_error, failures) => stuck.push(failures),
     });
     await waitFor(() => clock.pending().length === 1);
     await clock.advanceToNext();
@@ -291,7 +291,28 @@ describe('readUntilAnswered', () => {
     expect(job).not.toBeInstanceOf(KubeError);
     expect(jobFailedCount(job as Exclude<typeof job, KubeError>)).toBe(2);
     expect(clock.requestedSleeps).toEqual([1000, 2000]);
-    expect(delays).toEqual([1000, 2000]);
+    expect(stuck).toEqual([]); // two failures are not yet stuck
+  });
+
+  it('reports a read that keeps failing as stuck, once, after three tries, and keeps trying', async () => {
+    const clock = new FakeClock();
+    const path = '/apis/batch/v1/namespaces/tasks/jobs/task-job';
+    kube.server.failNext({ path }, { status: 500 }, 6);
+    const stuck: { status: number | undefined; failures: number }[] = [];
+    const result = readUntilAnswered((c) => api.getJob('tasks', 'task-job', c), {
+      clock,
+      signal: new AbortController().signal,
+      timeoutMs: 5_000,
+      onStuck: (error, failures) => stuck.push({ status: error.status, failures }),
+    });
+    for (let i = 0; i < 6; i++) {
+      await waitFor(() => clock.pending().length === 1);
+      if (i === 1) expect(stuck).toEqual([]);
+      await clock.advanceToNext();
+    }
+    expect(await result).not.toBeInstanceOf(KubeError);
+    expect(stuck).toEqual([{ status: 500, failures: 3 }]);
+    expect(clock.requestedSleeps).toEqual([1000, 2000, 4000, 8000, 16000, 30000]);
   });
 
   it.each([
