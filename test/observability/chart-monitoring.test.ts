@@ -291,6 +291,7 @@ describe('Grafana dashboard', () => {
       ).toBe(true);
     }
     for (const p of panels) {
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's variable syntax
       expect(p.datasource, p.title).toEqual({ type: 'prometheus', uid: '${datasource}' });
       expect(p.targets.length, p.title).toBeGreaterThan(0);
       for (const t of p.targets) expect(t.expr, p.title).toMatch(/\S/);

@@ -8,7 +8,6 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { waitFor } from './fake-clock.ts';
 
 export interface PromSample {
   metric: Record<string, string>;
@@ -25,6 +24,8 @@ export interface PromAlert {
 export interface ScrapeTarget {
   job: string;
   address: string;
+  /** The metrics path (the monitor's `path`). */
+  path: string;
   /** Target labels, as the Prometheus operator's relabelling would set them. */
   labels: Record<string, string>;
 }
@@ -73,6 +74,7 @@ export async function startPrometheus(options: {
       rule_files: [path.join(dir, 'rules.yaml')],
       scrape_configs: options.targets.map((t) => ({
         job_name: t.job,
+        metrics_path: t.path,
         static_configs: [{ targets: [t.address], labels: t.labels }],
       })),
     }),
@@ -124,7 +126,7 @@ export async function startPrometheus(options: {
     },
   };
   try {
-    await waitFor(
+    await poll(
       async () => {
         if (child.exitCode !== null) throw new Error(`prometheus exited: ${stderr}`);
         return fetch(`${url}/-/ready`).then(
@@ -140,6 +142,24 @@ export async function startPrometheus(options: {
     throw error;
   }
   return prometheus;
+}
+
+/**
+ * Polls `check` every 250 ms (Prometheus evaluates once a second; no need to hammer it) until
+ * it returns a truthy value; fails after `timeoutMs` naming `what`.
+ */
+export async function poll<T>(
+  check: () => T | Promise<T>,
+  timeoutMs: number,
+  what: string,
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 /** Metric names exposed in a Prometheus text exposition (histogram and summary series included). */
