@@ -18,7 +18,7 @@ import {
 import { AgentMetrics } from '../http/agent-metrics.ts';
 import { type Listener, type Readiness, startListener } from '../http/listener.ts';
 import type { Pod } from '../k8s-types.ts';
-import { KubeApi } from '../kube/api.ts';
+import { KubeApi, KubeError } from '../kube/api.ts';
 import { jobFailedCount, owningJobName } from '../kube/job.ts';
 import { watchPod } from '../kube/pod-watch.ts';
 import { readUntilAnswered } from '../kube/read-retry.ts';
@@ -173,7 +173,12 @@ export class Agent {
         this.kube?.close(),
         listening.then((l) => l?.close()),
       ]);
-      await Promise.race([closing, this.deps.clock.sleep(CLOSE_GRACE_MS).catch(() => undefined)]);
+      const grace = new AbortController();
+      await Promise.race([
+        closing,
+        this.deps.clock.sleep(CLOSE_GRACE_MS, grace.signal).catch(() => undefined),
+      ]);
+      grace.abort(); // no timer left to hold the process
     }
   }
 
@@ -340,6 +345,7 @@ export class Agent {
           if (this.podVersions === seen && !this.podDeleted) this.podSeen(pod);
         } catch (error) {
           if (signal.aborted) return;
+          if (error instanceof KubeError && error.status === 404) return; // gone: nothing newer will come
           if (!warned) log.warn({ err: error }, 'could not refresh the pod before the final heartbeat');
           warned = true;
         }
