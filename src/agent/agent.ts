@@ -23,6 +23,7 @@ import { jobFailedCount, owningJobName } from '../kube/job.ts';
 import { watchPod } from '../kube/pod-watch.ts';
 import { readUntilAnswered } from '../kube/read-retry.ts';
 import type { Logger } from '../log.ts';
+import type { Secrets } from '../secrets.ts';
 import { TesClient } from '../tes/client.ts';
 
 /** How long a SIGTERM may spend refreshing the pod before the final heartbeat (rule 16). */
@@ -35,6 +36,8 @@ const CLOSE_GRACE_MS = 500;
 export interface AgentDeps {
   clock: Clock;
   log: Logger;
+  /** The logger's scrubber: the bearer adds every credential it meets (rule 11). */
+  secrets: Secrets;
 }
 
 export class Agent {
@@ -82,10 +85,12 @@ export class Agent {
       baseUrl: config.tesUrl,
       timeoutMs: config.timeoutMs,
       clock: deps.clock,
+      secrets: deps.secrets,
       ...(config.ca ? { ca: config.ca } : {}),
     });
     const bearer = new BearerSource({
       log: deps.log,
+      secrets: deps.secrets,
       ...(config.token ? { token: config.token } : {}),
       ...(config.tokenFile
         ? { tokenFile: config.tokenFile.path, tokenFileContent: config.tokenFile.content }
