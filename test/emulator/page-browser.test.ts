@@ -76,7 +76,7 @@ describe.skipIf(!HAVE_CHROMIUM)('the emulator page in Chromium', () => {
   }
 
   async function open(emu: Emulator, address: string): Promise<Opened> {
-    const context = await browser.newContext({ viewport: { width: 1240, height: 900 } });
+    const context = await browser.newContext({ viewport: { width: 1240, height: 560 } });
     cleanups.push(() => context.close());
     const page = await context.newPage();
     page.setDefaultTimeout(6_000); // a missing element fails in seconds, not at the test's timeout
@@ -221,6 +221,7 @@ describe.skipIf(!HAVE_CHROMIUM)('the emulator page in Chromium', () => {
       if (response.url().includes('/ui/parts/')) parts.push(response.status());
     });
     await gated.page.waitForSelector('#gate:not([hidden])');
+    await shot(gated.page, 'emulator-token-gate.png');
     const html = await (await gated.page.request.get(emu.url)).text();
     for (const name of names) expect(html).not.toContain(name);
     expect(await gated.page.textContent('body')).not.toContain(runs.completed);
