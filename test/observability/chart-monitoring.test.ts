@@ -84,6 +84,12 @@ describe('metrics.* values', () => {
     expect(await validateObject(dashboardMap as K8sObject)).toEqual([]);
   });
 
+  test('helm lint --strict is clean with all of them on', () => {
+    const result = helm(['lint', chartDir, '--strict'], ALL_ON);
+    expect(result.stderr + result.stdout).toContain('0 chart(s) failed');
+    expect(result.code).toBe(0);
+  });
+
   test('the shape check catches a broken object', () => {
     const broken = structuredClone(podMonitor);
     broken.spec.podMetricsEndpoints[0].interval = '1.5m';
@@ -298,6 +304,26 @@ describe('Grafana dashboard', () => {
     }
     const ids = dashboard.panels.map((p: Any) => p.id);
     expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  test('lays its panels out without overlap, on a 24-column grid', () => {
+    const boxes = dashboard.panels.map((p: Any) => ({ title: p.title, ...p.gridPos }));
+    for (const [i, a] of boxes.entries()) {
+      expect(a.x + a.w, a.title).toBeLessThanOrEqual(24);
+      for (const b of boxes.slice(i + 1)) {
+        const overlap = a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+        expect(overlap, `${a.title} overlaps ${b.title}`).toBe(false);
+      }
+    }
+  });
+
+  test('keeps grafana_dashboard: "1" whatever the extra labels say', () => {
+    const relabelled = renderChart({
+      ...ALL_ON,
+      metrics: { dashboard: { enabled: true, labels: { grafana_dashboard: '0', team: 'platform' } } },
+    });
+    const map = findOne(relabelled, 'ConfigMap', `${FULLNAME}-dashboard`);
+    expect(map.metadata.labels).toMatchObject({ grafana_dashboard: '1', team: 'platform' });
   });
 
   test('can be moved to the namespace Grafana watches', () => {
