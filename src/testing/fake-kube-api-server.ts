@@ -59,6 +59,8 @@ export interface FakeKubeApiOptions {
   clock?: Clock;
   /** Events kept for replay; older resourceVersions answer 410. */
   historyLimit?: number;
+  /** Time a LIST takes per item it returns (a consistent read of thousands of objects is slow). */
+  listCostMsPerItem?: number;
 }
 
 export interface VersionInfo {
@@ -441,19 +443,70 @@ export class FakeKubeApiServer {
         );
     }
     if (watch) return this.watch(req, res, scope, query);
-    const items = [...this.objects.entries()]
-      .filter(([key]) => key.startsWith(`${resource}/`))
-      .map(([, object]) => object)
-      .filter((object) => matches(scope, { resource, object }));
-    return {
+    return this.list(res, scope, type, query);
+  }
+
+  /**
+   * A LIST, paged with `limit`/`continue` as the API server pages it (items in key
+   * order, the continue token holding the snapshot's resourceVersion and the last key;
+   * a token older than the compacted history answers 410 Expired). With
+   * `listCostMsPerItem`, the answer takes that long per item returned, as a consistent
+   * read of a big collection does.
+   */
+  private list(
+    res: ServerResponse,
+    scope: Scope,
+    type: ResourceType,
+    query: Record<string, string>,
+  ): Reply | undefined {
+    let snapshot = this.resourceVersion;
+    let after = '';
+    if (query.continue) {
+      try {
+        ({ rv: snapshot, after } = JSON.parse(Buffer.from(query.continue, 'base64url').toString('utf8')));
+      } catch {
+        return kubeStatus(400, 'BadRequest', 'continue key is not valid');
+      }
+      if (Number(snapshot) < this.oldestRv) {
+        return kubeStatus(
+          410,
+          'Expired',
+          'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.',
+        );
+      }
+    }
+    const all = [...this.objects.entries()]
+      .filter(
+        ([key, object]) =>
+          key.startsWith(`${scope.resource}/`) &&
+          key > after &&
+          matches(scope, { resource: scope.resource, object }),
+      )
+      .sort(([a], [b]) => (a < b ? -1 : 1));
+    const limit = Number(query.limit);
+    const page = limit > 0 ? all.slice(0, limit) : all;
+    const metadata: Record<string, unknown> = { resourceVersion: snapshot };
+    const last = page.at(-1)?.[0];
+    if (page.length < all.length && last !== undefined) {
+      metadata.continue = Buffer.from(JSON.stringify({ rv: snapshot, after: last })).toString('base64url');
+      metadata.remainingItemCount = all.length - page.length;
+    }
+    const reply: Reply = {
       code: 200,
       body: {
         apiVersion: type.apiVersion,
         kind: `${type.kind}List`,
-        metadata: { resourceVersion: this.resourceVersion },
-        items: items.map(({ apiVersion: _a, kind: _k, ...rest }) => rest),
+        metadata,
+        items: page.map(([, { apiVersion: _a, kind: _k, ...rest }]) => rest),
       },
     };
+    const cost = (this.options.listCostMsPerItem ?? 0) * page.length;
+    if (cost <= 0) return reply;
+    this.clock
+      .sleep(cost, this.closing.signal)
+      .then(() => json(res, reply.code, reply.body))
+      .catch(() => {});
+    return undefined;
   }
 
   private watch(

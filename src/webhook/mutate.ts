@@ -1,7 +1,9 @@
 // Pure pod → JSON Patch, apart from HTTP (as vault-k8s splits handler.go from
 // agent/): everything the webhook decides about one admission request is here,
 // with no I/O, so it is tested as a table and reused by the chart's tests.
-import type { V1Container, V1EnvVar, V1Pod } from '@kubernetes/client-node';
+import type { V1Container, V1EnvVar, V1Pod, V1Volume } from '@kubernetes/client-node';
+import { listenerConflict, listenerPort, withoutListener, withoutTakenPortName } from './ports.ts';
+import { guaranteedResources, podQosClass } from './qos.ts';
 
 /** The label that opts a pod in (the webhook configuration's objectSelector matches it too). */
 export const INJECT_LABEL = 'tes-heartbeat/inject';
@@ -22,6 +24,12 @@ export interface MutateOptions {
   selfName: string;
   /** TASK_SERVICE_ACCOUNTS: accounts the chart binds to the agent's Role in task namespaces. */
   taskServiceAccounts: string[];
+  /** SIDECAR_VOLUMES: pod volumes the sidecar's mounts need, added when the pod lacks them by name (rule I1). */
+  volumes?: V1Volume[];
+  /** SIDECAR_GUARANTEED_RESOURCES: the agent's requests = limits in a Guaranteed pod (rule I3); else the template's limits. */
+  guaranteedResources?: Record<string, string> | undefined;
+  /** SIDECAR_IMAGE_PULL_SECRETS: pull secrets for the agent's image, added to a pod that lacks them. */
+  imagePullSecrets?: string[];
 }
 
 export interface GroupVersionKind {
@@ -124,16 +132,95 @@ export function mutatePod(request: AdmissionRequestV1, options: MutateOptions): 
   }
 
   const hasNonce = typeof annotations[NONCE_ANNOTATION] === 'string';
-  const container = sidecarContainer(options.template, options.mode, options.selfName, hasNonce);
-  const patch: JsonPatchOperation[] =
-    options.mode === 'regular'
-      ? [{ op: 'add', path: '/spec/containers/-', value: container }]
-      : spec.initContainers === undefined
-        ? // `add /spec/initContainers/0` fails on a pod without the array.
-          [{ op: 'add', path: '/spec/initContainers', value: [container] }]
-        : // First, so that it runs before the task's own init containers.
-          [{ op: 'add', path: '/spec/initContainers/0', value: container }];
-  return { result: 'injected', patch, warnings: serviceAccountWarnings(pod, request, options) };
+  const warnings = serviceAccountWarnings(pod, request, options);
+  const container = fitToPod(
+    sidecarContainer(options.template, options.mode, options.selfName, hasNonce),
+    pod,
+    options,
+    warnings,
+  );
+  const volumes = options.volumes ?? [];
+  const known = new Set([...(spec.volumes ?? []), ...volumes].map((v) => v.name));
+  const missing = (container.volumeMounts ?? []).filter((m) => !known.has(m.name)).map((m) => m.name);
+  if (missing.length > 0) {
+    // The API server would refuse the patched pod, and with it the task: better no agent.
+    return fail(
+      `the sidecar mounts volume(s) ${missing.join(', ')} that neither the pod nor SIDECAR_VOLUMES has`,
+    );
+  }
+  const patch: JsonPatchOperation[] = [
+    ...containerOps(spec, options.mode, container),
+    ...addMissing('/spec/volumes', spec.volumes, volumes),
+    ...addMissing(
+      '/spec/imagePullSecrets',
+      spec.imagePullSecrets,
+      (options.imagePullSecrets ?? []).map((name) => ({ name })),
+    ),
+  ];
+  return { result: 'injected', patch, warnings };
+}
+
+/** The injected container adjusted to this pod: its listener port (rule I2) and its QoS class (rule I3). */
+function fitToPod(
+  container: V1Container,
+  pod: PodWithSpec,
+  options: MutateOptions,
+  warnings: string[],
+): V1Container {
+  let fitted = container;
+  const port = listenerPort(fitted);
+  const conflict = port === undefined ? undefined : listenerConflict(pod, port);
+  if (port !== undefined && conflict) {
+    fitted = withoutListener(fitted, port);
+    warnings.push(
+      warning(
+        `tes-heartbeat: ${conflict}: the agent runs without its health and metrics listener (HTTP_ADDR=off); the task keeps port ${port}`,
+      ),
+    );
+  }
+  fitted = withoutTakenPortName(fitted, pod);
+  // Decided on the pod as it came, without the agent: the agent must not change its class.
+  if (podQosClass(pod) === 'Guaranteed') {
+    const resources = guaranteedResources(fitted.resources, options.guaranteedResources);
+    if (resources) fitted = { ...fitted, resources };
+    else {
+      warnings.push(
+        warning(
+          'tes-heartbeat: the pod is Guaranteed but the sidecar has no cpu and memory limits to request: the pod becomes Burstable',
+        ),
+      );
+    }
+  }
+  return fitted;
+}
+
+function containerOps(
+  spec: PodWithSpec['spec'],
+  mode: SidecarMode,
+  container: V1Container,
+): JsonPatchOperation[] {
+  if (mode === 'regular') return [{ op: 'add', path: '/spec/containers/-', value: container }];
+  // `add /spec/initContainers/0` fails on a pod without the array.
+  if (spec.initContainers === undefined)
+    return [{ op: 'add', path: '/spec/initContainers', value: [container] }];
+  // First, so that it runs before the task's own init containers.
+  return [{ op: 'add', path: '/spec/initContainers/0', value: container }];
+}
+
+/**
+ * Adds each entry the pod's list lacks by name (the API server refuses duplicate names),
+ * creating the list when the pod has none (`add …/-` fails on a missing array).
+ */
+function addMissing<T extends { name?: string | undefined }>(
+  path: string,
+  present: readonly T[] | undefined,
+  wanted: readonly T[],
+): JsonPatchOperation[] {
+  const names = new Set((present ?? []).map((entry) => entry.name));
+  const absent = wanted.filter((entry) => !names.has(entry.name));
+  if (absent.length === 0) return [];
+  if (present === undefined) return [{ op: 'add', path, value: absent }];
+  return absent.map((value) => ({ op: 'add', path: `${path}/-`, value }));
 }
 
 function serviceAccountWarnings(
@@ -176,16 +263,23 @@ function asPod(object: unknown): PodWithSpec | string {
   if (!Array.isArray(spec.containers) || !spec.containers.every(isRecord)) {
     return 'spec.containers is not a list of containers';
   }
-  const init = spec.initContainers;
-  if (init !== undefined && init !== null && !(Array.isArray(init) && init.every(isRecord))) {
-    return 'spec.initContainers is not a list of containers';
-  }
-  if (init === null) {
+  const lists = { initContainers: 'containers', volumes: 'volumes', imagePullSecrets: 'references' } as const;
+  const normalized: Record<string, unknown> = { ...spec };
+  for (const [field, what] of Object.entries(lists)) {
+    const list = spec[field];
     // JSON null is no array: treat it as absent, as the API server would.
-    const { initContainers: _, ...rest } = spec;
-    return { ...object, spec: rest } as unknown as PodWithSpec;
+    if (list === null) delete normalized[field];
+    else if (list !== undefined && !(Array.isArray(list) && list.every(isRecord))) {
+      return `spec.${field} is not a list of ${what}`;
+    }
   }
-  return object as unknown as PodWithSpec;
+  for (const container of [...spec.containers, ...((normalized.initContainers as unknown[]) ?? [])]) {
+    const ports = (container as Record<string, unknown>).ports;
+    if (ports !== undefined && ports !== null && !(Array.isArray(ports) && ports.every(isRecord))) {
+      return "a container's ports is not a list of ports";
+    }
+  }
+  return { ...object, spec: normalized } as unknown as PodWithSpec;
 }
 
 function fail(reason: string): MutateResult {

@@ -1,6 +1,9 @@
 // `auto` mode's view of the cluster: the API server's version and every node's
 // kubelet version. Nodes through the shared list+watch (src/kube/list-watch.ts:
-// 410 → relist, backoff reset by events; nodes upgrade in place as MODIFIED);
+// 410 → relist, backoff reset by events; nodes upgrade in place as MODIFIED),
+// listed in pages (rule I4): on a 5,000-node cluster one consistent read of every
+// node can outlast any timeout, and one response of every full Node (images
+// included) is tens of megabytes;
 // the version read at start and refreshed now and then (the control plane
 // upgrades in place too).
 import type { Clock } from '../clock.ts';
@@ -21,9 +24,13 @@ export interface NodeTrackerOptions {
   requestTimeoutMs?: number;
   /** How often the API server's version is read again. */
   versionRefreshMs?: number;
+  /** Nodes per LIST page (default NODE_PAGE_SIZE). */
+  pageSize?: number;
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
+/** Nodes per LIST page: ~5–15 KB each, so a page is a few MB read well within the timeout. */
+export const NODE_PAGE_SIZE = 500;
 const DEFAULT_VERSION_REFRESH_MS = 10 * 60_000;
 
 export class NodeTracker {
@@ -59,6 +66,13 @@ export class NodeTracker {
         clock,
         log: logger,
         signal,
+        pageSize: this.options.pageSize ?? NODE_PAGE_SIZE,
+        // Only the name and the kubelet version matter until the last page is in.
+        trim: (node) =>
+          ({
+            metadata: { name: node.metadata?.name },
+            status: { nodeInfo: { kubeletVersion: node.status?.nodeInfo?.kubeletVersion } },
+          }) as Node,
         onList: (nodes) => {
           this.kubelets.clear();
           for (const node of nodes) this.setNode(node);

@@ -48,16 +48,20 @@ export async function readKeyPair(certFile: string, keyFile: string): Promise<Ke
 export interface WebhookServerOptions {
   handler: (req: IncomingMessage, res: ServerResponse) => void;
   clock: Clock;
+  /** A server error after start-up (EMFILE on accept): reported, never fatal (rule 22). */
+  onError(error: Error): void;
 }
 
 export class WebhookServer {
   private readonly server: Server;
   private readonly clock: Clock;
+  private readonly onError: (error: Error) => void;
   private certificate = false;
   private stopping = false;
 
   constructor(options: WebhookServerOptions) {
     this.clock = options.clock;
+    this.onError = options.onError;
     // Without a certificate yet, handshakes fail until setCertificate: the
     // webhook is not ready then, and the API server's failurePolicy applies.
     this.server = createServer({ keepAliveTimeout: 30_000 }, options.handler);
@@ -86,6 +90,8 @@ export class WebhookServer {
       this.server.once('error', reject);
       this.server.listen(port, host, () => {
         this.server.off('error', reject);
+        // Without a listener an 'error' event ends the process.
+        this.server.on('error', this.onError);
         resolve(this.server.address() as AddressInfo);
       });
     });

@@ -1,6 +1,6 @@
 // The webhook's settings (contract: Sidecar injection, Settings and Serving).
 import { readFileSync } from 'node:fs';
-import type { V1Container } from '@kubernetes/client-node';
+import type { V1Container, V1Volume } from '@kubernetes/client-node';
 import {
   commaList,
   listenAddress,
@@ -10,7 +10,8 @@ import {
   Problem,
   type Setting,
 } from '../config/settings.ts';
-import { parseTemplate, TemplateError } from './template.ts';
+import { parseResourceList } from './qos.ts';
+import { parseTemplate, parseVolumes, TemplateError } from './template.ts';
 
 export const SIDECAR_MODES = ['auto', 'native', 'regular'] as const;
 
@@ -28,6 +29,27 @@ function templateFile(raw: string): { file: string; container: V1Container } | P
     if (error instanceof TemplateError) return new Problem(error.message);
     throw error;
   }
+}
+
+function volumesFile(raw: string): { file: string; volumes: V1Volume[] } | Problem {
+  if (raw === '') return new Problem('must not be empty');
+  let content: string;
+  try {
+    content = readFileSync(raw, 'utf8');
+  } catch (error) {
+    return new Problem(`cannot read ${raw} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  try {
+    return { file: raw, volumes: parseVolumes(raw, content) };
+  } catch (error) {
+    if (error instanceof TemplateError) return new Problem(error.message);
+    throw error;
+  }
+}
+
+function resourceList(raw: string): Record<string, string> | Problem {
+  const parsed = parseResourceList(raw);
+  return typeof parsed === 'string' ? new Problem(parsed) : parsed;
 }
 
 /** A container name is a DNS-1123 label. */
@@ -50,6 +72,25 @@ export const webhookSpec = {
     required: true,
     parse: templateFile,
   } satisfies Setting<{ file: string; container: V1Container }>,
+  volumes: {
+    env: 'SIDECAR_VOLUMES',
+    flag: 'sidecar-volumes',
+    help: "YAML or JSON file holding the pod volumes the sidecar's mounts need, added when a pod lacks them (re-read when it changes)",
+    parse: volumesFile,
+  } satisfies Setting<{ file: string; volumes: V1Volume[] }>,
+  guaranteedResources: {
+    env: 'SIDECAR_GUARANTEED_RESOURCES',
+    flag: 'sidecar-guaranteed-resources',
+    help: "the agent's requests = limits in a Guaranteed pod, e.g. cpu=250m,memory=192Mi",
+    defaultHelp: "the template's limits",
+    parse: resourceList,
+  } satisfies Setting<Record<string, string>>,
+  imagePullSecrets: {
+    env: 'SIDECAR_IMAGE_PULL_SECRETS',
+    flag: 'sidecar-image-pull-secrets',
+    help: "comma-separated pull secrets for the agent's image, added to a pod that lacks them",
+    parse: commaList,
+  } satisfies Setting<string[]>,
   taskServiceAccounts: {
     env: 'TASK_SERVICE_ACCOUNTS',
     flag: 'task-service-accounts',

@@ -1,6 +1,6 @@
 // The sidecar template: a YAML or JSON file holding one Kubernetes Container,
 // the same snippet the chart publishes for pods added by hand.
-import type { V1Container } from '@kubernetes/client-node';
+import type { V1Container, V1Volume } from '@kubernetes/client-node';
 // js-yaml, not `yaml`: client-node already ships it, so the bundle holds one parser.
 import { load } from 'js-yaml';
 
@@ -44,4 +44,38 @@ export function parseTemplate(file: string, text: string): V1Container {
     throw new TemplateError(file, "the Container's env entries need a name");
   }
   return { ...container, name: typeof container.name === 'string' ? container.name : '' } as V1Container;
+}
+
+/** What every volume the webhook adds is named like (rule I1): it cannot collide with the task's. */
+export const VOLUME_PREFIX = 'tes-heartbeat-';
+
+/**
+ * Parses the sidecar volumes file (SIDECAR_VOLUMES): a YAML or JSON list of pod Volumes,
+ * each named `tes-heartbeat-…`, names unique. Empty text or `[]` is no volume.
+ * Throws TemplateError naming the file and the problem.
+ */
+export function parseVolumes(file: string, text: string): V1Volume[] {
+  let value: unknown;
+  try {
+    value = load(text);
+  } catch (error) {
+    throw new TemplateError(file, `not YAML or JSON (${(error as Error).message.split('\n')[0]})`, {
+      cause: error,
+    });
+  }
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw new TemplateError(file, 'does not hold a list of Volumes');
+  const names = new Set<string>();
+  for (const [index, volume] of value.entries()) {
+    if (typeof volume !== 'object' || volume === null || Array.isArray(volume)) {
+      throw new TemplateError(file, `volume ${index} is not an object`);
+    }
+    const name = (volume as { name?: unknown }).name;
+    if (typeof name !== 'string' || !name.startsWith(VOLUME_PREFIX)) {
+      throw new TemplateError(file, `volume ${index}: its name must start with ${VOLUME_PREFIX}`);
+    }
+    if (names.has(name)) throw new TemplateError(file, `volume ${name} is listed twice`);
+    names.add(name);
+  }
+  return value as V1Volume[];
 }

@@ -2,7 +2,7 @@
 // template reloads, the sidecar mode (fixed, or `auto` from the node watch),
 // health and metrics, and the shutdown order.
 import { readFile } from 'node:fs/promises';
-import type { V1Container } from '@kubernetes/client-node';
+import type { V1Container, V1Volume } from '@kubernetes/client-node';
 import type { Clock } from '../clock.ts';
 import type { Values } from '../config/settings.ts';
 import { type Listener, type Readiness, startListener } from '../http/listener.ts';
@@ -15,7 +15,7 @@ import type { KubeApi } from '../kube/api.ts';
 import type { NodeTracker } from './nodes.ts';
 import { readKeyPair, WebhookServer } from './server.ts';
 import type { webhookSpec } from './settings.ts';
-import { parseTemplate } from './template.ts';
+import { parseTemplate, parseVolumes } from './template.ts';
 
 export type WebhookConfig = Values<typeof webhookSpec>;
 
@@ -28,6 +28,8 @@ export interface WebhookDeps {
   kubeApi?: KubeApi;
   /** Process metrics on /metrics (off in tests that build many webhooks). */
   processMetrics?: boolean;
+  /** `auto` mode's node list: the bound on each request and the page size (tests shrink them). */
+  nodeList?: { requestTimeoutMs?: number; pageSize?: number };
 }
 
 export interface RunningWebhook {
@@ -52,6 +54,7 @@ export async function startWebhook(config: WebhookConfig, deps: WebhookDeps): Pr
   const pollIntervalMs = deps.pollIntervalMs ?? DEFAULT_POLL_MS;
 
   let template: V1Container = config.template.container;
+  let volumes: V1Volume[] = config.volumes?.volumes ?? [];
   let tracker: NodeTracker | undefined;
   let ownKubeApi: KubeApi | undefined;
   const fixedMode = config.sidecarMode === 'auto' ? undefined : config.sidecarMode;
@@ -63,10 +66,15 @@ export async function startWebhook(config: WebhookConfig, deps: WebhookDeps): Pr
     mode: currentMode(),
     selfName: config.self,
     taskServiceAccounts: config.taskServiceAccounts ?? [],
+    volumes,
+    guaranteedResources: config.guaranteedResources,
+    imagePullSecrets: config.imagePullSecrets ?? [],
   });
 
   const server = new WebhookServer({
     clock,
+    // After start-up a server error (EMFILE on accept) costs one connection, never the process.
+    onError: (error) => logger.error({ err: error }, 'admission server error; still serving'),
     handler: createAdmissionHandler({ mutateOptions, metrics, logger, closing: () => server.closing }),
   });
 
@@ -91,7 +99,13 @@ export async function startWebhook(config: WebhookConfig, deps: WebhookDeps): Pr
     const { NodeTracker } = await import('./nodes.ts');
     if (!deps.kubeApi) ownKubeApi = await loadKubeApi(config.kubeconfig);
     const api = deps.kubeApi ?? (ownKubeApi as KubeApi);
-    tracker = new NodeTracker({ api, clock, logger, onMode: (mode) => metrics.setMode(mode) });
+    tracker = new NodeTracker({
+      api,
+      clock,
+      logger,
+      onMode: (mode) => metrics.setMode(mode),
+      ...deps.nodeList,
+    });
   }
   const certLoaded = await loadCertificate();
 
@@ -122,12 +136,33 @@ export async function startWebhook(config: WebhookConfig, deps: WebhookDeps): Pr
     ),
   );
 
+  const volumesFile = config.volumes?.file;
+  if (volumesFile) {
+    background.push(
+      pollFiles(
+        [volumesFile],
+        async () => {
+          try {
+            volumes = parseVolumes(volumesFile, await readFile(volumesFile, 'utf8'));
+            logger.info({ file: volumesFile, volumes: volumes.length }, 'sidecar volumes reloaded');
+          } catch (error) {
+            logger.error({ err: error }, 'sidecar volumes not reloaded; the previous ones stay in use');
+          }
+          return true;
+        },
+        pollOptions,
+      ),
+    );
+  }
+
   if (tracker) background.push(tracker.run(stopping.signal));
 
+  // The certificate alone (rule I4): until the nodes are known `auto` injects regular
+  // sidecars, which work everywhere; a webhook that waited for a node list a big cluster
+  // cannot deliver would, under failurePolicy Ignore, start every pod without the agent.
   const readiness = (): Readiness => {
     if (server.closing) return { ready: false, reason: 'shutting down' };
     if (!server.hasCertificate) return { ready: false, reason: 'TLS certificate not loaded' };
-    if (tracker && !tracker.isSynced) return { ready: false, reason: 'node list not synced yet' };
     return { ready: true };
   };
 

@@ -26,7 +26,9 @@ afterEach(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-async function renderAgainst(stored: K8sObject[]): Promise<{ objects: K8sObject[]; requests: string[] }> {
+async function renderAgainst(
+  stored: K8sObject[],
+): Promise<{ objects: K8sObject[]; requests: string[]; text: string }> {
   dir = await mkdtemp(path.join(tmpdir(), 'chart-lookup-'));
   server = await startFakeApiServer(dir, stored);
   const result = await helmAsync(
@@ -39,12 +41,12 @@ async function renderAgainst(stored: K8sObject[]): Promise<{ objects: K8sObject[
       '--dry-run=server',
       '--disable-openapi-validation',
     ],
-    {},
+    { tes: { url: 'https://tes.example.org' } },
     server.kubeconfig,
   );
   expect(result.stderr).not.toMatch(/^Error/m);
   expect(result.code).toBe(0);
-  return { objects: parseManifests(result.stdout), requests: server.requests };
+  return { objects: parseManifests(result.stdout), requests: server.requests, text: result.stdout };
 }
 
 const existing: K8sObject = {
@@ -69,7 +71,9 @@ const existing: K8sObject = {
 };
 
 test('an existing TLS Secret is kept: same CA, certificate and key, and the same CA as caBundle', async () => {
-  const { objects, requests } = await renderAgainst([existing]);
+  const { objects, requests, text } = await renderAgainst([existing]);
+  // Reused, not generated: no GitOps warning on it.
+  expect(text).not.toContain('GENERATED AT RENDER TIME');
   expect(requests).toContain(`GET /api/v1/namespaces/${RELEASE_NAMESPACE}/secrets/${WEBHOOK}-tls`);
   const secret = findOne(objects, 'Secret', `${WEBHOOK}-tls`, RELEASE_NAMESPACE) as Any;
   expect(secret.data).toEqual(existing.data);
@@ -79,7 +83,8 @@ test('an existing TLS Secret is kept: same CA, certificate and key, and the same
 
 test('an incomplete existing Secret is replaced by a fresh CA', async () => {
   const partial = { ...existing, data: { 'tls.crt': (existing.data as Any)['tls.crt'] } };
-  const { objects } = await renderAgainst([partial]);
+  const { objects, text } = await renderAgainst([partial]);
+  expect(text).toContain('GENERATED AT RENDER TIME');
   const secret = findOne(objects, 'Secret', `${WEBHOOK}-tls`, RELEASE_NAMESPACE) as Any;
   expect(Buffer.from(secret.data['ca.crt'], 'base64').toString()).toContain('BEGIN CERTIFICATE');
   expect(secret.data['tls.crt']).not.toBe((existing.data as Any)['tls.crt']);

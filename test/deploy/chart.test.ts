@@ -6,7 +6,7 @@ import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { parse } from 'yaml';
 import { mutatePod } from '../../src/webhook/mutate.ts';
-import { parseTemplate } from '../../src/webhook/template.ts';
+import { parseTemplate, parseVolumes } from '../../src/webhook/template.ts';
 import {
   chartDir,
   findAll,
@@ -29,9 +29,15 @@ const FULLNAME = `${RELEASE}-tes-heartbeat`;
 const WEBHOOK = `${FULLNAME}-webhook`;
 const appVersion = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')).version as string;
 
-/** The default set plus four others that switch every optional part on or off. */
+const CA_PEM = readFileSync(path.join(repoRoot, 'test/fixtures/tls/ca.crt'), 'utf8');
+
+/**
+ * The defaults (plus the one required value, a TES) and others that switch every optional
+ * part on or off: the enterprise install (private CA, token file, pull secrets, the standard
+ * pod knobs) and OpenShift (no fixed ids, an existing CA ConfigMap, no Events).
+ */
 const VALUE_SETS: Record<string, Values> = {
-  defaults: {},
+  defaults: { tes: { url: 'https://tes.example.org' } },
   kind: { taskNamespaces: ['tes-tasks'], emulator: { enabled: true }, logLevel: 'debug' },
   production: {
     taskNamespaces: ['genomics', 'imaging'],
@@ -55,6 +61,51 @@ const VALUE_SETS: Record<string, Values> = {
       certManager: { enabled: true, issuerRef: { name: 'corp-ca', kind: 'ClusterIssuer' } },
     },
   },
+  enterprise: {
+    taskNamespaces: ['genomics', 'imaging'],
+    tes: {
+      url: 'https://tes.corp.example',
+      caBundle: CA_PEM,
+      tokenSecret: { name: 'tes-token', key: 'jwt', asFile: true },
+    },
+    imagePullSecrets: [{ name: 'corp-registry' }, { name: 'mirror' }],
+    sidecar: { guaranteedResources: { cpu: '500m', memory: '256Mi' } },
+    webhook: {
+      nodeSelector: { 'node-role.kubernetes.io/infra': '' },
+      tolerations: [{ key: 'infra', operator: 'Exists', effect: 'NoSchedule' }],
+      affinity: {
+        nodeAffinity: {
+          requiredDuringSchedulingIgnoredDuringExecution: {
+            nodeSelectorTerms: [
+              { matchExpressions: [{ key: 'kubernetes.io/os', operator: 'In', values: ['linux'] }] },
+            ],
+          },
+        },
+      },
+      priorityClassName: 'system-cluster-critical',
+      podAnnotations: { 'example.org/owner': 'platform' },
+      podLabels: { team: 'platform' },
+    },
+    emulator: {
+      enabled: true,
+      nodeSelector: { pool: 'dev' },
+      tolerations: [{ key: 'dev', operator: 'Exists' }],
+      affinity: { podAntiAffinity: {} },
+      priorityClassName: 'low',
+      podAnnotations: { 'example.org/owner': 'dev' },
+      podLabels: { team: 'dev' },
+    },
+  },
+  openshift: {
+    tes: {
+      url: 'https://tes.corp.example',
+      caConfigMap: { name: 'corp-trust-bundle', key: 'ca-bundle.crt' },
+    },
+    securityContext: { runAsUser: null, runAsGroup: null },
+    sidecar: { guaranteedResources: null },
+    events: { enabled: false },
+    emulator: { enabled: true },
+  },
 };
 
 const rendered = new Map<string, K8sObject[]>();
@@ -72,6 +123,7 @@ function effective(values: Values): Any {
   const defaults = parse(readFileSync(path.join(chartDir, 'values.yaml'), 'utf8'));
   const merge = (base: Any, over: Any): Any => {
     if (
+      over === null ||
       typeof base !== 'object' ||
       base === null ||
       Array.isArray(base) ||
@@ -94,6 +146,12 @@ function taskNamespaces(values: Values): string[] {
 function snippet(objects: K8sObject[], key = 'sidecar.yaml'): Any {
   const cm = findOne(objects, 'ConfigMap', `${FULLNAME}-sidecar`, RELEASE_NAMESPACE) as Any;
   return parse(cm.data[key]);
+}
+
+/** volumes.yaml of the published ConfigMap, through the webhook's own parser. */
+function publishedVolumes(objects: K8sObject[]): Any[] {
+  const cm = findOne(objects, 'ConfigMap', `${FULLNAME}-sidecar`, RELEASE_NAMESPACE) as Any;
+  return parseVolumes('volumes.yaml', cm.data['volumes.yaml']);
 }
 
 const WEBHOOK_KINDS = [
@@ -158,6 +216,7 @@ describe.each(Object.keys(VALUE_SETS))('rendered with the %s values', (name) => 
     for (const ns of taskNamespaces(values)) {
       for (const verb of ['get', 'list', 'watch']) expected.add(`Role ${ns}/tes-heartbeat: /pods ${verb}`);
       if (String(v.jobRetryCount) === 'auto') expected.add(`Role ${ns}/tes-heartbeat: batch/jobs get`);
+      if (v.events.enabled) expected.add(`Role ${ns}/tes-heartbeat: events.k8s.io/events create`);
     }
     if (v.rbac.nodes) expected.add(`ClusterRole -/${FULLNAME}-agent-nodes: /nodes get`);
     if (v.webhook.enabled && v.webhook.sidecarMode === 'auto') {
@@ -192,7 +251,10 @@ describe.each(Object.keys(VALUE_SETS))('rendered with the %s values', (name) => 
         FINAL_HEARTBEAT_DEADLINE: v.heartbeat.finalDeadline,
         JOB_RETRY_COUNT: String(v.jobRetryCount),
         AGENT_CONTAINER_NAME: 'tes-heartbeat',
+        EVENTS: v.events.enabled ? 'on' : 'off',
       });
+      // The snippet's own env carries it: the webhook must see the port to keep it clear.
+      expect(settings.data.HTTP_ADDR).toBeUndefined();
       // Never a token in a ConfigMap.
       expect(Object.keys(settings.data).filter((k) => /TOKEN|JWT/.test(k))).toEqual([]);
       const url =
@@ -235,7 +297,8 @@ describe.each(Object.keys(VALUE_SETS))('rendered with the %s values', (name) => 
       POD_NAME: { fieldRef: { fieldPath: 'metadata.name' } },
       POD_NAMESPACE: { fieldRef: { fieldPath: 'metadata.namespace' } },
     });
-    if (v.tes.tokenSecret.name) {
+    const envValues = Object.fromEntries(container.env.map((e: Any) => [e.name, e.value]));
+    if (v.tes.tokenSecret.name && !v.tes.tokenSecret.asFile) {
       expect(env.TES_TOKEN).toEqual({
         secretKeyRef: {
           name: v.tes.tokenSecret.name,
@@ -247,6 +310,83 @@ describe.each(Object.keys(VALUE_SETS))('rendered with the %s values', (name) => 
       expect(env.TES_TOKEN).toBeUndefined();
     }
     expect(snippet(objects, 'native-sidecar.yaml')).toEqual({ ...container, restartPolicy: 'Always' });
+
+    // Items 2-4: every mount resolves to a volume of volumes.yaml, read by the webhook's own parser.
+    const volumes = publishedVolumes(objects);
+    const byName = Object.fromEntries(volumes.map((vol: Any) => [vol.name, vol]));
+    expect(volumes.every((vol: Any) => vol.name.startsWith('tes-heartbeat-'))).toBe(true);
+    const mounts = container.volumeMounts ?? [];
+    expect(mounts.map((m: Any) => m.name).sort()).toEqual(Object.keys(byName).sort());
+    for (const m of mounts) {
+      expect(m.readOnly).toBe(true);
+      expect(m.subPath).toBeUndefined();
+    }
+    const fileIn = (volume: string, file: string): string => {
+      const mount = mounts.find((m: Any) => m.name === volume);
+      return `${mount.mountPath}/${file}`;
+    };
+    const ca = v.tes.caBundle
+      ? { name: 'tes-heartbeat-tes-ca', key: 'ca.crt' }
+      : v.tes.caConfigMap.name
+        ? v.tes.caConfigMap
+        : undefined;
+    if (ca) {
+      const volume = byName['tes-heartbeat-tes-ca'];
+      expect(volume.configMap).toEqual({ name: ca.name, items: [{ key: ca.key, path: ca.key }] });
+      expect(envValues.TES_CA_FILE).toBe(fileIn('tes-heartbeat-tes-ca', ca.key));
+    } else {
+      expect(envValues.TES_CA_FILE).toBeUndefined();
+      expect(byName['tes-heartbeat-tes-ca']).toBeUndefined();
+    }
+    if (v.tes.tokenSecret.name && v.tes.tokenSecret.asFile) {
+      // Never optional: the agent refuses a token file it cannot read.
+      expect(byName['tes-heartbeat-tes-token'].secret).toEqual({
+        secretName: v.tes.tokenSecret.name,
+        items: [{ key: v.tes.tokenSecret.key, path: 'token' }],
+      });
+      expect(envValues.TES_TOKEN_FILE).toBe(fileIn('tes-heartbeat-tes-token', 'token'));
+    } else {
+      expect(envValues.TES_TOKEN_FILE).toBeUndefined();
+      expect(byName['tes-heartbeat-tes-token']).toBeUndefined();
+    }
+
+    // Item 5: the listener port is in the snippet's env, named, and not a common one.
+    const port = Number(envValues.HTTP_ADDR.split(':').at(-1));
+    expect(envValues.HTTP_ADDR).toBe(v.sidecar.httpAddr);
+    expect(container.ports).toEqual([{ name: 'tes-hb-metrics', containerPort: port, protocol: 'TCP' }]);
+    expect([80, 443, 3000, 5000, 8000, 8080, 8443, 8888, 9000, 9090, 9100]).not.toContain(port);
+
+    // Item 8: fixed ids unless null.
+    if (v.securityContext.runAsUser === null) {
+      expect(container.securityContext).not.toHaveProperty('runAsUser');
+      expect(container.securityContext).not.toHaveProperty('runAsGroup');
+    } else {
+      expect(container.securityContext).toMatchObject({ runAsUser: 65532, runAsGroup: 65532 });
+    }
+  });
+
+  test('a CA ConfigMap in every task namespace exactly when tes.caBundle is set', () => {
+    const v = effective(values);
+    const objects = render(name);
+    const rendered = findAll(objects, 'ConfigMap').filter((c) => c.metadata.name === 'tes-heartbeat-tes-ca');
+    if (!v.tes.caBundle) {
+      expect(rendered).toEqual([]);
+      return;
+    }
+    expect(rendered.map((c) => c.metadata.namespace).sort()).toEqual(taskNamespaces(values).sort());
+    for (const c of rendered as Any[]) {
+      expect(c.data['ca.crt'].trim()).toBe(v.tes.caBundle.trim());
+      expect(new X509Certificate(c.data['ca.crt']).ca).toBe(true);
+    }
+  });
+
+  test('OpenShift: no fixed runAsUser, runAsGroup or fsGroup anywhere when they are null; runAsNonRoot stays', () => {
+    const v = effective(values);
+    const text = JSON.stringify(render(name));
+    // The snippet is YAML text inside a ConfigMap: match the key, quoted or not.
+    const fixed = /(runAsUser|runAsGroup|fsGroup)\\?"?:/.test(text);
+    expect(fixed).toBe(v.securityContext.runAsUser !== null);
+    if (!fixed) expect(text).toContain('"runAsNonRoot":true');
   });
 
   test('the webhook objects are there exactly when webhook.enabled', () => {
@@ -332,6 +472,9 @@ describe('the webhook', () => {
     const env = Object.fromEntries(container.env.map((e: Any) => [e.name, e.value]));
     expect(env).toEqual({
       SIDECAR_TEMPLATE: expect.any(String),
+      SIDECAR_VOLUMES: expect.any(String),
+      SIDECAR_GUARANTEED_RESOURCES: 'cpu=250m,memory=192Mi',
+      SIDECAR_IMAGE_PULL_SECRETS: 'registry',
       TASK_SERVICE_ACCOUNTS: 'tes-heartbeat,launcher',
       SIDECAR_MODE: 'native',
       AGENT_CONTAINER_NAME: 'tes-heartbeat',
@@ -352,8 +495,10 @@ describe('the webhook', () => {
     };
     const template = mountOf(env.SIDECAR_TEMPLATE);
     expect(template.configMap.name).toBe(`${FULLNAME}-sidecar`);
+    expect(mountOf(env.SIDECAR_VOLUMES)).toBe(template);
     const published = findOne(objects, 'ConfigMap', `${FULLNAME}-sidecar`, RELEASE_NAMESPACE) as Any;
     expect(Object.keys(published.data)).toContain(path.basename(env.SIDECAR_TEMPLATE));
+    expect(Object.keys(published.data)).toContain(path.basename(env.SIDECAR_VOLUMES));
     const cert = mountOf(env.WEBHOOK_TLS_CERT);
     expect(mountOf(env.WEBHOOK_TLS_KEY)).toBe(cert);
     expect(cert.secret.secretName).toBe(`${WEBHOOK}-tls`);
@@ -493,6 +638,92 @@ describe('the webhook', () => {
   });
 });
 
+describe('real clusters (issue 10)', () => {
+  test('item 1: no install without a TES: helm template and install fail naming tes.url; the emulator alone is enough', () => {
+    for (const args of [
+      ['template', RELEASE, chartDir],
+      ['install', RELEASE, chartDir, '--dry-run=client'],
+    ]) {
+      const result = helm(args, {});
+      expect(result.code).not.toBe(0);
+      expect(result.stderr).toMatch(/tes\.url is required: set tes\.url/);
+    }
+    expect(helm(['template', RELEASE, chartDir], { emulator: { enabled: true } }).code).toBe(0);
+    expect(helm(['template', RELEASE, chartDir], { tes: { url: 'https://tes.example.org' } }).code).toBe(0);
+  });
+
+  test('a CA given both ways fails at helm time, naming both values', () => {
+    const result = helm(['template', RELEASE, chartDir], {
+      tes: { url: 'https://tes.example.org', caBundle: CA_PEM, caConfigMap: { name: 'bundle' } },
+    });
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/tes\.caBundle and tes\.caConfigMap\.name are both set/);
+  });
+
+  test('item 6: SIDECAR_GUARANTEED_RESOURCES from sidecar.guaranteedResources; null leaves it to the limits', () => {
+    const envOf = (name: string): Any =>
+      Object.fromEntries(
+        (
+          findOne(render(name), 'Deployment', WEBHOOK, RELEASE_NAMESPACE) as Any
+        ).spec.template.spec.containers[0].env.map((e: Any) => [e.name, e.value]),
+      );
+    expect(envOf('defaults').SIDECAR_GUARANTEED_RESOURCES).toBe('cpu=250m,memory=192Mi');
+    expect(envOf('enterprise').SIDECAR_GUARANTEED_RESOURCES).toBe('cpu=500m,memory=256Mi');
+    expect(envOf('openshift').SIDECAR_GUARANTEED_RESOURCES).toBeUndefined();
+    expect(envOf('enterprise').SIDECAR_IMAGE_PULL_SECRETS).toBe('corp-registry,mirror');
+    expect(envOf('defaults').SIDECAR_IMAGE_PULL_SECRETS).toBeUndefined();
+  });
+
+  test('item 9: the generated TLS Secret says in a comment that GitOps renders make a new CA; NOTES say what to use', () => {
+    const result = helm(
+      ['template', RELEASE, chartDir, '--namespace', RELEASE_NAMESPACE],
+      VALUE_SETS.defaults,
+    );
+    expect(result.code).toBe(0);
+    const doc = result.stdout.split('\n---\n').find((d) => /\nkind: Secret\n/.test(d)) ?? '';
+    expect(doc).toMatch(/# GENERATED AT RENDER TIME: `lookup` found no usable Secret/);
+    expect(doc).toMatch(/webhook\.certManager\.enabled=true/);
+    expect(renderNotes(VALUE_SETS.defaults)).toMatch(/GitOps[\s\S]*webhook\.certManager\.enabled=true/);
+    expect(renderNotes(VALUE_SETS.production)).not.toMatch(/GitOps/);
+  });
+
+  test('item 10: the standard pod knobs reach the webhook and emulator pods; the chart labels win over podLabels', () => {
+    const objects = render('enterprise');
+    const v = effective(VALUE_SETS.enterprise as Values);
+    for (const [component, name] of [
+      ['webhook', WEBHOOK],
+      ['emulator', `${FULLNAME}-emulator`],
+    ] as const) {
+      const deployment = findOne(objects, 'Deployment', name, RELEASE_NAMESPACE) as Any;
+      const knobs = v[component];
+      const pod = deployment.spec.template;
+      expect(pod.spec.nodeSelector).toEqual(knobs.nodeSelector);
+      expect(pod.spec.tolerations).toEqual(knobs.tolerations);
+      expect(pod.spec.affinity).toEqual(knobs.affinity);
+      expect(pod.spec.priorityClassName).toBe(knobs.priorityClassName);
+      expect(pod.spec.imagePullSecrets).toEqual(v.imagePullSecrets);
+      expect(pod.metadata.annotations).toEqual(knobs.podAnnotations);
+      expect(pod.metadata.labels).toMatchObject({
+        ...knobs.podLabels,
+        ...deployment.spec.selector.matchLabels,
+      });
+    }
+    const overridden = renderChart({
+      ...VALUE_SETS.defaults,
+      webhook: { podLabels: { 'app.kubernetes.io/component': 'mine', team: 'a' } },
+    });
+    const pod = (findOne(overridden, 'Deployment', WEBHOOK, RELEASE_NAMESPACE) as Any).spec.template;
+    expect(pod.metadata.labels).toMatchObject({ 'app.kubernetes.io/component': 'webhook', team: 'a' });
+    // Defaults render none of them.
+    const plain = (findOne(render('defaults'), 'Deployment', WEBHOOK, RELEASE_NAMESPACE) as Any).spec
+      .template;
+    for (const key of ['nodeSelector', 'tolerations', 'affinity', 'priorityClassName', 'imagePullSecrets']) {
+      expect(plain.spec).not.toHaveProperty(key);
+    }
+    expect(plain.metadata).not.toHaveProperty('annotations');
+  });
+});
+
 describe('NOTES', () => {
   test('print the sidecar snippet verbatim, as a native sidecar', () => {
     const notes = renderNotes(VALUE_SETS.production);
@@ -504,8 +735,10 @@ describe('NOTES', () => {
     expect(notes).not.toContain('WARNING');
   });
 
-  test('warn when no TES is configured (default values)', () => {
-    expect(renderNotes({})).toMatch(/WARNING: tes\.url is empty/);
+  test('name the TES CA and the token file', () => {
+    const notes = renderNotes(VALUE_SETS.enterprise);
+    expect(notes).toContain('TES CA: ConfigMap `tes-heartbeat-tes-ca`');
+    expect(notes).toContain('mounted as TES_TOKEN_FILE');
   });
 });
 
@@ -513,10 +746,10 @@ test('Chart.yaml states kubeVersion >= 1.29 and appVersion = package.json versio
   const chart = parse(readFileSync(path.join(chartDir, 'Chart.yaml'), 'utf8'));
   expect(chart.appVersion).toBe(appVersion);
   expect(chart.kubeVersion).toBe('>=1.29.0-0');
-  const old = helm(['template', RELEASE, chartDir, '--kube-version', '1.28.9']);
+  const old = helm(['template', RELEASE, chartDir, '--kube-version', '1.28.9'], VALUE_SETS.defaults);
   expect(old.code).not.toBe(0);
   expect(old.stderr).toMatch(/kubeVersion|incompatible/i);
-  expect(helm(['template', RELEASE, chartDir, '--kube-version', '1.29.0']).code).toBe(0);
+  expect(helm(['template', RELEASE, chartDir, '--kube-version', '1.29.0'], VALUE_SETS.defaults).code).toBe(0);
   const images = render('defaults')
     .filter((o) => o.kind === 'Deployment')
     .map((o: Any) => o.spec.template.spec.containers[0].image);
@@ -553,6 +786,20 @@ describe('values.schema.json rejects bad values with a message naming the value'
     ['an empty image repository', { image: { repository: '' } }, /\/image\/repository/],
     ['zero webhook replicas', { webhook: { replicas: 0 } }, /\/webhook\/replicas/],
     ['a bad log level', { logLevel: 'loud' }, /\/logLevel/],
+    ['a CA bundle that is no PEM', { tes: { caBundle: 'corp-ca' } }, /\/tes\/caBundle/],
+    ['a CA ConfigMap key with a slash', { tes: { caConfigMap: { key: 'a/b' } } }, /\/tes\/caConfigMap\/key/],
+    ['asFile as a string', { tes: { tokenSecret: { asFile: 'yes' } } }, /\/tes\/tokenSecret\/asFile/],
+    [
+      'guaranteed resources without memory',
+      { sidecar: { guaranteedResources: { memory: null } } },
+      /\/sidecar\/guaranteedResources/,
+    ],
+    ['a uid as a string', { securityContext: { runAsUser: '65532' } }, /\/securityContext\/runAsUser/],
+    ['events.enabled as a string', { events: { enabled: 'on' } }, /\/events\/enabled/],
+    ['a bad priority class', { webhook: { priorityClassName: 'High_Prio' } }, /\/webhook\/priorityClassName/],
+    ['a nodeSelector with a number', { emulator: { nodeSelector: { pool: 1 } } }, /\/emulator\/nodeSelector/],
+    ['pod labels as a list', { webhook: { podLabels: ['a'] } }, /\/webhook\/podLabels/],
+    ['tolerations as an object', { emulator: { tolerations: { key: 'a' } } }, /\/emulator\/tolerations/],
   ])('%s', (_desc, values, message) => {
     const result = helm(['template', RELEASE, chartDir], values as Values);
     expect(result.code).not.toBe(0);

@@ -18,15 +18,21 @@ import { podInvariantErrors, podSpecOf, validateObject } from '../support/k8s-sc
 type Any = any;
 
 const examplesDir = path.join(repoRoot, 'deploy/examples');
+const WITH_TES = { tes: { url: 'https://tes.example.org' } };
 const exampleFiles = readdirSync(examplesDir).filter((f) => f.endsWith('.yaml'));
 const load = (file: string): K8sObject[] =>
   parseManifests(readFileSync(path.join(examplesDir, file), 'utf8'));
 const podOf = (file: string): Any => podSpecOf(load(file)[0] as K8sObject);
 const templateOf = (file: string): Any => (load(file)[0] as Any).spec.template;
 
-/** The chart's published snippet with default values (the examples use the default image). */
+/** The chart's published snippet with default values and a TES (the examples use the default image). */
 function publishedSnippet(key: string): Any {
-  const cm = findOne(renderChart({}), 'ConfigMap', 'tes-tes-heartbeat-sidecar', RELEASE_NAMESPACE) as Any;
+  const cm = findOne(
+    renderChart(WITH_TES),
+    'ConfigMap',
+    'tes-tes-heartbeat-sidecar',
+    RELEASE_NAMESPACE,
+  ) as Any;
   return parse(cm.data[key]);
 }
 
@@ -105,7 +111,21 @@ test('the pod invariants catch what they claim to (a broken pod fails each check
 });
 
 test('every chart object with a pod keeps the same pod rules', () => {
-  const sets = [{}, { emulator: { enabled: true } }, { webhook: { certManager: { enabled: true } } }];
+  const sets = [
+    WITH_TES,
+    { emulator: { enabled: true } },
+    { ...WITH_TES, webhook: { certManager: { enabled: true } } },
+    // Every optional volume and knob on, OpenShift ids.
+    {
+      tes: {
+        url: 'https://tes.example.org',
+        caBundle: readFileSync(path.join(repoRoot, 'test/fixtures/tls/ca.crt'), 'utf8'),
+        tokenSecret: { name: 'tes-token', asFile: true },
+      },
+      securityContext: { runAsUser: null, runAsGroup: null },
+      emulator: { enabled: true },
+    },
+  ];
   for (const values of sets) expect(renderChart(values).flatMap(podInvariantErrors)).toEqual([]);
 });
 

@@ -38,6 +38,9 @@ export const silentLogger = pino({ level: 'silent' });
 export async function webhookConfig(overrides: Partial<WebhookConfig> = {}): Promise<WebhookConfig> {
   return {
     template: { file: templateFile, container: await loadTemplate() },
+    volumes: undefined,
+    guaranteedResources: undefined,
+    imagePullSecrets: undefined,
     taskServiceAccounts: ['tes-heartbeat'],
     sidecarMode: 'native',
     self: 'tes-heartbeat',
@@ -273,7 +276,8 @@ export function applyAnswer(pod: V1Pod, answer: ReviewAnswer): V1Pod {
  * kubernetes-models' OpenAPI schemas, unknown fields refused) and the API server's rules
  * for what the webhook touches: unique container names, `restartPolicy` only on init
  * containers and only `Always`, probes and lifecycle only on such sidecars among init
- * containers, downward-API annotation paths in single quotes. Throws with every problem.
+ * containers, volume names unique and every volumeMount naming one, pull secrets once,
+ * downward-API annotation paths in single quotes. Throws with every problem.
  */
 export async function validatePod(pod: V1Pod): Promise<void> {
   // A pod created from generateName has no name yet; the schema check wants one.
@@ -300,6 +304,18 @@ export async function validatePod(pod: V1Pod): Promise<void> {
       problems.push(`initContainers[${c.name}]: probes and lifecycle only on restartable init containers`);
     }
   }
+  // Volumes once each (the API server refuses duplicates), every mount resolving to one.
+  const volumes = (spec.volumes ?? []).map((v) => v.name);
+  if (new Set(volumes).size !== volumes.length)
+    problems.push(`volume names not unique: ${volumes.join(', ')}`);
+  for (const c of all) {
+    for (const m of c.volumeMounts ?? []) {
+      if (!volumes.includes(m.name)) problems.push(`${c.name}: volumeMount ${m.name} has no volume`);
+    }
+  }
+  const pullSecrets = (spec.imagePullSecrets ?? []).map((s) => s.name);
+  if (new Set(pullSecrets).size !== pullSecrets.length)
+    problems.push(`imagePullSecrets repeated: ${pullSecrets.join(', ')}`);
   for (const c of all) {
     for (const e of c.env ?? []) {
       const fieldPath = e.valueFrom?.fieldRef?.fieldPath;

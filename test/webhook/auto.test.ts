@@ -63,6 +63,11 @@ async function placement(w: RunningWebhook): Promise<'native' | 'regular' | 'non
   return 'none';
 }
 
+/** The node list applied: the watch after it is open. */
+async function nodesKnown(): Promise<void> {
+  await waitFor(() => kube.server.openWatches === 1, 5_000, 'the node list read and the watch open');
+}
+
 async function modeGauge(w: RunningWebhook): Promise<string> {
   const text = await (await fetch(`http://127.0.0.1:${w.healthPort}/metrics`)).text();
   return /tes_webhook_sidecar_mode\{mode="native"\} 1/.test(text)
@@ -79,7 +84,7 @@ describe('auto mode', () => {
     kube.server.set('nodes', node('node-a', 'v1.30.4-eks-a737599'));
     kube.server.set('nodes', node('node-b', 'v1.29.8'));
     const w = await startAuto();
-    await waitFor(() => w.readiness().ready, 5_000, 'ready after the node list');
+    await nodesKnown();
     expect(await placement(w)).toBe('native');
     expect(await modeGauge(w)).toBe('native');
 
@@ -97,7 +102,7 @@ describe('auto mode', () => {
     kube.server.set('nodes', node('node-a', 'v1.31.0'));
     kube.server.set('nodes', node('node-b', 'v1.28.3'));
     const w = await startAuto();
-    await waitFor(() => w.readiness().ready, 5_000, 'ready');
+    await nodesKnown();
     expect(await placement(w)).toBe('regular');
     kube.server.bookmark();
     kube.server.set('nodes', node('node-b', 'v1.29.0'));
@@ -108,8 +113,7 @@ describe('auto mode', () => {
     kube = await startFakeKube();
     kube.server.set('nodes', node('node-a', 'v1.31.0'));
     const w = await startAuto();
-    await waitFor(() => w.readiness().ready, 5_000, 'ready');
-    await waitFor(() => kube.server.openWatches === 1, 5_000, 'watch open');
+    await nodesKnown();
     const lists = () => kube.server.requests.filter((r) => r.path === '/api/v1/nodes' && !r.watch).length;
     expect(lists()).toBe(1);
     // History compacted while the watch was down: resuming gets 410.
@@ -126,20 +130,37 @@ describe('auto mode', () => {
     kube.server.setVersion({ major: '1', minor: '28', gitVersion: 'v1.28.9' });
     kube.server.set('nodes', node('node-a', 'v1.31.0'));
     const w = await startAuto();
-    await waitFor(() => w.readiness().ready, 5_000, 'ready');
+    await nodesKnown();
     expect(await placement(w)).toBe('regular');
   });
 
-  it('is not ready and injects regular sidecars until the node list is read', async () => {
+  it('is ready on its certificate alone and injects regular sidecars until the node list is read (rule I4)', async () => {
     kube = await startFakeKube();
     kube.server.set('nodes', node('node-a', 'v1.31.0'));
     kube.server.failNext({ path: '/api/v1/nodes', watch: false }, { status: 503 }, 1);
     const w = await startAuto();
-    expect(w.readiness()).toEqual({ ready: false, reason: 'node list not synced yet' });
+    expect(w.readiness()).toEqual({ ready: true });
     expect(await placement(w)).toBe('regular');
-    const ready = await fetch(`http://127.0.0.1:${w.healthPort}/readyz`);
-    expect(ready.status).toBe(503);
-    await waitFor(() => w.readiness().ready, 5_000, 'ready after the retry');
-    expect(await placement(w)).toBe('native');
+    expect(await modeGauge(w)).toBe('regular');
+    expect((await fetch(`http://127.0.0.1:${w.healthPort}/readyz`)).status).toBe(200);
+    await waitFor(async () => (await placement(w)) === 'native', 5_000, 'native after the retry');
+  });
+
+  it('stays ready and regular while nodes cannot be read (403)', async () => {
+    kube = await startFakeKube();
+    kube.server.set('nodes', node('node-a', 'v1.31.0'));
+    kube.server.forbid('nodes');
+    const w = await startAuto();
+    await waitFor(
+      () => kube.server.requests.filter((r) => r.path === '/api/v1/nodes').length >= 1,
+      5_000,
+      'a node list refused',
+    );
+    expect(w.readiness()).toEqual({ ready: true });
+    expect(await placement(w)).toBe('regular');
+    expect(await modeGauge(w)).toBe('regular');
+    kube.server.allow('nodes');
+    // The list is retried with backoff (1 s, then 2 s…): the RBAC fix is picked up.
+    await waitFor(async () => (await placement(w)) === 'native', 8_000, 'native once nodes can be read');
   });
 });
