@@ -209,6 +209,16 @@ describe.skipIf(!HAVE_CHROMIUM)('the emulator page in Chromium', () => {
       true,
     );
     expect(problems).toEqual([]);
+
+    // The emulator goes away (the demo's Ctrl-C): the page says so and keeps what it showed.
+    const closed = emu.close();
+    await clock.advance(10_000);
+    await closed;
+    await page.waitForSelector('#refresh-status.stale');
+    expect(await page.textContent('#refresh-status')).toBe(
+      'The emulator does not answer; retrying every 2 s.',
+    );
+    expect(await page.getAttribute('svg.lanes', 'data-beats')).toBe('6');
   });
 
   it('with --token: no run data without the token; #token= shows the runs and leaves the address', async () => {
