@@ -298,6 +298,38 @@ const cases: Case[] = [
       containerStatus: [{ name: 'main', state: { running: { startedAt: '2026-11-20T09:14:31Z' } } }],
     },
   },
+  {
+    desc: 'real, Kubernetes 1.33 (kind): a list item without apiVersion/kind, with status.resources, user, volumeMounts',
+    fixture: 'kind-1.33-list-item',
+    want: {
+      podName: 'myapp',
+      podUID: '130201cc-db71-4342-988c-30b0bfc4997c',
+      jobRetryCount: 0,
+      nonce: 'n-5c1e0b7a',
+      containerStatus: [{ name: 'hello-server', state: { running: { startedAt: '2026-06-28T09:03:48Z' } } }],
+    },
+  },
+  {
+    desc: 'real, kubeadm 1.31: an init container in CrashLoopBackOff keeps the task PodInitializing',
+    fixture: 'kubeadm-init-crash-loop',
+    want: {
+      podName: 'orange',
+      podUID: '6fef656e-cf16-479a-a809-740c02376fcb',
+      jobRetryCount: 0,
+      nonce: 'n-5c1e0b7a',
+      containerStatus: [{ name: 'orange-container', state: { waiting: { reason: 'PodInitializing' } } }],
+    },
+  },
+  {
+    desc: 'real status fragment (in-place resize docs): no metadata, no spec, a status with no state',
+    fixture: 'resize-status-fragment',
+    want: {
+      podName: 'from-pod-name-setting',
+      jobRetryCount: 0,
+      nonce: 'n-5c1e0b7a',
+      containerStatus: [],
+    },
+  },
 ];
 
 describe('heartbeatBody from real pod shapes', () => {
@@ -345,6 +377,95 @@ describe('heartbeatBody from real pod shapes', () => {
       containerStatus: [{ name: 'main', state: { running: { startedAt: null } } }],
     };
     expect(validateAgainstDefinition('HeartbeatTaskRunRequest', broken)).not.toStrictEqual([]);
+  });
+});
+
+describe('real objects are messier than our fixtures', () => {
+  it('an init container named in WATCH_CONTAINERS is reported from initContainerStatuses (real kubeadm capture)', () => {
+    const body = heartbeatBody(
+      { pod: loadPod('kubeadm-init-crash-loop'), jobRetryCount: 0 },
+      { ...options, watchContainers: ['init-myservice', 'orange-container'] },
+      false,
+    );
+    expect(body.containerStatus).toStrictEqual([
+      {
+        name: 'init-myservice',
+        state: {
+          waiting: {
+            reason: 'CrashLoopBackOff',
+            message:
+              'back-off 40s restarting failed container=init-myservice pod=orange_default(6fef656e-cf16-479a-a809-740c02376fcb)',
+          },
+        },
+      },
+      { name: 'orange-container', state: { waiting: { reason: 'PodInitializing' } } },
+    ]);
+  });
+
+  it('1.33+ container status fields (allocatedResources, resources, user, volumeMounts, stopSignal) stay out of the body', () => {
+    const pod = loadPod('kind-1.33-list-item');
+    // ContainerStatus.stopSignal (1.33, ContainerStopSignals) from the API reference: no capture found.
+    Object.assign(pod.status?.containerStatuses?.[0] ?? {}, {
+      stopSignal: 'SIGTERM',
+      allocatedResources: { cpu: '700m', memory: '200Mi' },
+    });
+    const body = heartbeatBody(
+      { pod, node: loadNode('kubeadm-controlplane-1.31'), jobRetryCount: 0 },
+      { ...options, hardwareDetails: true },
+      true,
+    );
+    const wire = JSON.stringify(body);
+    for (const field of [
+      'stopSignal',
+      'allocatedResources',
+      'supplementalGroups',
+      'recursiveReadOnly',
+      'null',
+    ])
+      expect(wire).not.toContain(field);
+    expect(validateAgainstDefinition('HeartbeatTaskRunRequest', body)).toStrictEqual([]);
+    expect(JSON.parse(body.podHardwareDetails as string)).toStrictEqual({
+      nodeName: 'kind-control-plane',
+      qosClass: 'BestEffort',
+      containers: [{ name: 'hello-server' }],
+      node: {
+        architecture: 'amd64',
+        operatingSystem: 'linux',
+        osImage: 'Ubuntu 22.04.4 LTS',
+        kernelVersion: '5.4.0-1106-gcp',
+        containerRuntimeVersion: 'containerd://1.6.26',
+        kubeletVersion: 'v1.31.0',
+        capacity: {
+          cpu: '36',
+          'ephemeral-storage': '1016057248Ki',
+          'hugepages-1Gi': '0',
+          'hugepages-2Mi': '0',
+          memory: '214587056Ki',
+          pods: '110',
+        },
+        allocatable: {
+          cpu: '36',
+          'ephemeral-storage': '936398358207',
+          'hugepages-1Gi': '0',
+          'hugepages-2Mi': '0',
+          memory: '214484656Ki',
+          pods: '110',
+        },
+      },
+    });
+  });
+
+  it('a status fragment: hardware details carry what there is, nothing null', () => {
+    const body = heartbeatBody(
+      { pod: loadPod('resize-status-fragment'), jobRetryCount: 0 },
+      { ...options, hardwareDetails: true },
+      false,
+    );
+    expect(JSON.parse(body.podHardwareDetails as string)).toStrictEqual({
+      qosClass: 'Guaranteed',
+      containers: [],
+    });
+    expect(validateAgainstDefinition('HeartbeatTaskRunRequest', body)).toStrictEqual([]);
   });
 });
 

@@ -2,9 +2,12 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { KubeApi, type Pod } from '../../src/kube/api.ts';
 import { listWatch } from '../../src/kube/list-watch.ts';
 import { watchPod } from '../../src/kube/pod-watch.ts';
+import { heartbeatBody } from '../../src/heartbeat/mapping.ts';
 import { createLogger } from '../../src/log.ts';
+import { validateAgainstDefinition } from '../../src/tes/definition.ts';
 import { FakeClock, settle, waitFor } from '../support/fake-clock.ts';
 import { type FakeKube, type RequestRecord, startFakeKube, testPod } from '../support/fake-kube-api.ts';
+import { loadPod } from '../support/k8s-fixtures.ts';
 
 const NS = 'tasks';
 const POD = 'task-pod';
@@ -226,6 +229,27 @@ describe('watchPod', () => {
     await waitFor(() => r.pods.length === 2);
     expect(r.pods[1]?.metadata?.annotations?.big).toHaveLength(3 * 1024 * 1024);
   });
+
+  it.each(['kind-1.33-list-item', 'kubeadm-init-crash-loop', 'resize-status-fragment'] as const)(
+    'delivers a real object as it comes, without apiVersion/kind, spec or non-null times: %s',
+    async (fixture) => {
+      setPod('Pending');
+      const r = start();
+      await waitFor(() => kube.server.openWatches === 1);
+      const pod = loadPod(fixture);
+      pod.metadata = { ...pod.metadata, name: POD, namespace: NS, resourceVersion: '999999' };
+      kube.server.writeToWatches(JSON.stringify({ type: 'MODIFIED', object: pod }));
+      await waitFor(() => r.pods.length === 2);
+      expect(r.pods[1]).toStrictEqual(pod);
+      const body = heartbeatBody(
+        { pod: r.pods[1] as Pod, jobRetryCount: 0 },
+        { podName: POD, selfName: 'tes-heartbeat', hardwareDetails: true },
+        false,
+      );
+      expect(validateAgainstDefinition('HeartbeatTaskRunRequest', body)).toStrictEqual([]);
+      expect(JSON.stringify(body)).not.toContain('null');
+    },
+  );
 
   it('resumes from before an event whose onPod threw, and delivers it again (rule 21)', async () => {
     setPod('Pending');

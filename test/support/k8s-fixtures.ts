@@ -19,6 +19,10 @@ export const POD_FIXTURES = [
   'evicted',
   'running-native-agent',
   'istio-native-sidecar',
+  // Real captures (test/fixtures/pods/README.md says where each came from).
+  'kind-1.33-list-item',
+  'kubeadm-init-crash-loop',
+  'resize-status-fragment',
 ] as const;
 
 export type PodFixture = (typeof POD_FIXTURES)[number];
@@ -28,7 +32,7 @@ export function loadPod(name: PodFixture): Pod {
   return JSON.parse(readFileSync(new URL(`pods/${name}.json`, dir), 'utf8')) as Pod;
 }
 
-export function loadNode(name: 'eks-gpu' | 'gke-t4'): Node {
+export function loadNode(name: 'eks-gpu' | 'gke-t4' | 'kubeadm-controlplane-1.31'): Node {
   return JSON.parse(readFileSync(new URL(`nodes/${name}.json`, dir), 'utf8')) as Node;
 }
 
