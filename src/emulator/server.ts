@@ -287,15 +287,11 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
           value === undefined ? '{}' : (raw as string),
         );
         return json(200, JSON.stringify({ jwt: tokens.issue(runId, clock.now()) }));
-      case 'heartbeatLog':
+      case 'heartbeatLog': {
         // Stored as received, so the log is their concatenation.
-        return json(
-          200,
-          `[${store
-            .heartbeatLog(runId)
-            .map((beat) => beat.raw)
-            .join(',')}]`,
-        );
+        const bodies = store.heartbeatLog(runId).map((beat) => beat.raw);
+        return json(200, `[${bodies.join(',')}]`);
+      }
       default:
         return pageReply(target, path);
     }
