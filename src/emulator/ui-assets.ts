@@ -167,6 +167,7 @@ footer { color: var(--muted); padding-top: 16px; padding-bottom: 24px; }
 .seg-running { fill: var(--running); background: var(--running); }
 .seg-exited { fill: var(--exited); background: var(--exited); }
 .seg-failed { fill: var(--failed); background: var(--failed); }
+rect.seg { stroke: #fff; stroke-width: 1; }
 .seg-label { font-size: 11px; fill: #fff; pointer-events: none; }
 .seg-label.on-waiting { fill: #3a2a00; }
 .beat-ticks { stroke: var(--muted); stroke-width: 1.2; }
