@@ -5,6 +5,8 @@
 import type { Clock } from '../clock.ts';
 import type { AgentConfig } from '../config/agent.ts';
 import { BearerSource } from './bearer.ts';
+import { PodEvents } from './pod-events.ts';
+import { type HealthEvent, STALE_AFTER_INTERVALS } from '../heartbeat/health-events.ts';
 import { type EndReason, HeartbeatLoop, type HeartbeatObserver } from '../heartbeat/loop.ts';
 import {
   heartbeatBody,
@@ -19,6 +21,7 @@ import { AgentMetrics } from '../http/agent-metrics.ts';
 import { type Listener, type Readiness, startListener } from '../http/listener.ts';
 import type { Pod } from '../k8s-types.ts';
 import { KubeApi, KubeError } from '../kube/api.ts';
+import { PodEventWriter } from '../kube/events.ts';
 import { jobFailedCount, owningJobName } from '../kube/job.ts';
 import { watchPod } from '../kube/pod-watch.ts';
 import { readUntilAnswered } from '../kube/read-retry.ts';
@@ -32,6 +35,8 @@ const FINAL_POD_REFRESH_MS = 2_000;
 const FINAL_POD_POLL_MS = 200;
 /** Closing connections and the listener after the loop may take this long at most (rule 15). */
 const CLOSE_GRACE_MS = 500;
+/** The final Event's share of the exit (contract: Events on the task pod, best effort). */
+const FINAL_EVENT_MS = 1_000;
 
 export interface AgentDeps {
   clock: Clock;
@@ -50,6 +55,9 @@ export class Agent {
   private readonly loop: HeartbeatLoop;
   /** Everything the loop reports goes to each of these (the metrics; the Events recorder joins here). */
   private readonly observers: HeartbeatObserver[] = [this.metrics];
+  /** Events on the own pod (EVENTS=on); "three intervals after the start" counts from construction. */
+  private readonly events: PodEvents | undefined;
+  private eventWriter: PodEventWriter | undefined;
   private readonly stopped = new AbortController();
   /** SIGTERM/SIGINT has come (a native sidecar waits for it after the final heartbeat). */
   private readonly signalled = new AbortController();
@@ -118,6 +126,14 @@ export class Agent {
         },
       },
     });
+    if (config.events) {
+      this.events = new PodEvents({
+        clock: deps.clock,
+        intervalMs: config.intervalMs,
+        write: (event, signal) => this.recordEvent(event, signal),
+      });
+      this.observers.push(this.events);
+    }
   }
 
   /** SIGTERM/SIGINT (rules 8 and 16): wait for the kubelet's last word, then the final heartbeat. */
@@ -175,7 +191,8 @@ export class Agent {
         this.jobRead,
         this.nodeRead,
         this.tes.close(),
-        this.kube?.close(),
+        // The final Event may still be on its way: the API connection closes after it.
+        (this.events?.close(FINAL_EVENT_MS) ?? Promise.resolve()).then(() => this.kube?.close()),
         listening.then((l) => l?.close()),
       ]);
       const grace = new AbortController();
@@ -204,9 +221,25 @@ export class Agent {
   private readiness(): Readiness {
     const last = this.loop.lastSuccessAt;
     if (last === undefined) return { ready: false, reason: 'no heartbeat has succeeded yet' };
-    if (this.deps.clock.monotonic() - last >= 3 * this.config.intervalMs)
+    // The same rule raises HeartbeatFailing (heartbeat/health-events.ts).
+    if (this.deps.clock.monotonic() - last >= STALE_AFTER_INTERVALS * this.config.intervalMs)
       return { ready: false, reason: 'the last successful heartbeat is older than three intervals' };
     return { ready: true };
+  }
+
+  /** Writes one Event once the Kubernetes client is loaded; without one there is nowhere to write. */
+  private async recordEvent(event: HealthEvent, signal: AbortSignal): Promise<void> {
+    const kube = await this.kubeReady;
+    if (!kube) return;
+    const { namespace, podName, timeoutMs } = this.config;
+    this.eventWriter ??= new PodEventWriter({
+      api: kube,
+      log: this.deps.log,
+      pod: () => ({ namespace, name: podName, uid: this.facts.pod?.metadata?.uid }),
+      now: () => this.deps.clock.now(),
+      timeoutMs,
+    });
+    await this.eventWriter.write(event, signal);
   }
 
   private watch(kube: KubeApi): Promise<void> {

@@ -111,7 +111,15 @@ describe('transitions', () => {
     },
     {
       desc: 'after the final heartbeat nothing more, however long the sidecar waits for SIGTERM',
-      steps: [ok(0), { after: 1_000, beat: 'success', final: true }, tick(10 * INTERVAL), fail(), ok()],
+      steps: [
+        ok(0),
+        { after: 1_000, beat: 'success', final: true },
+        tick(10 * INTERVAL),
+        fail(),
+        ok(),
+        tick(10 * INTERVAL),
+        { after: 0, beat: 'failure', final: true },
+      ],
       reasons: ['FinalHeartbeatSent'],
     },
     {

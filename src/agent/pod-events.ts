@@ -1,0 +1,93 @@
+// Feeds the loop's heartbeat outcomes and the clock into the Events' state machine
+// (heartbeat/health-events.ts) and hands each Event to the writer, in order and off the
+// heartbeat's path: the observer returns at once, whatever the API server does.
+import type { Clock } from '../clock.ts';
+import {
+  failingDueAt,
+  failureFacts,
+  type HealthEvent,
+  type HealthInput,
+  type HealthState,
+  initialHealth,
+  nextHealth,
+} from '../heartbeat/health-events.ts';
+import type { HeartbeatDetail, HeartbeatObserver } from '../heartbeat/loop.ts';
+
+export interface PodEventsOptions {
+  clock: Clock;
+  intervalMs: number;
+  /** Records one Event; never throws (kube/events.ts). */
+  write(event: HealthEvent, signal: AbortSignal): Promise<unknown>;
+}
+
+export class PodEvents implements HeartbeatObserver {
+  private readonly o: PodEventsOptions;
+  /** "Three intervals after the start" counts from here. */
+  private state: HealthState;
+  private writes: Promise<unknown> = Promise.resolve();
+  /** Aborts a write still running when the agent exits. */
+  private readonly giveUp = new AbortController();
+  private timer: AbortController | undefined;
+  private timerDueAt: number | undefined;
+  private closed = false;
+
+  constructor(options: PodEventsOptions) {
+    this.o = options;
+    this.state = initialHealth(options.clock.monotonic());
+    this.arm();
+  }
+
+  attempt(): void {}
+
+  heartbeat(result: 'success' | 'failure', _at: number, detail: HeartbeatDetail): void {
+    this.apply({
+      kind: 'heartbeat',
+      at: this.o.clock.monotonic(),
+      result,
+      final: detail.last,
+      ...(result === 'failure' ? { failure: failureFacts(detail.error) } : {}),
+    });
+  }
+
+  /**
+   * The agent is exiting: waits for the Events still being written (the final one)
+   * at most `budgetMs`, then gives them up. Nothing is recorded afterwards.
+   */
+  async close(budgetMs: number): Promise<void> {
+    this.closed = true;
+    this.timer?.abort();
+    const budget = new AbortController();
+    await Promise.race([this.writes, this.o.clock.sleep(budgetMs, budget.signal).catch(() => undefined)]);
+    budget.abort();
+    this.giveUp.abort();
+  }
+
+  private apply(input: HealthInput): void {
+    if (this.closed) return;
+    const step = nextHealth(this.state, input, this.o.intervalMs);
+    this.state = step.state;
+    const event = step.event;
+    if (event) this.writes = this.writes.then(() => this.o.write(event, this.giveUp.signal));
+    this.arm();
+  }
+
+  /** "Nothing succeeded for three intervals" comes true while nothing happens: a timer raises it. */
+  private arm(): void {
+    const due = failingDueAt(this.state, this.o.intervalMs);
+    if (due === this.timerDueAt) return;
+    this.timer?.abort();
+    this.timer = undefined;
+    this.timerDueAt = due;
+    if (due === undefined) return;
+    const timer = new AbortController();
+    this.timer = timer;
+    this.o.clock.sleep(Math.max(0, due - this.o.clock.monotonic()), timer.signal).then(
+      () => {
+        this.timer = undefined;
+        this.timerDueAt = undefined;
+        this.apply({ kind: 'tick', at: this.o.clock.monotonic() });
+      },
+      () => undefined,
+    );
+  }
+}
