@@ -172,15 +172,17 @@ describe('rule 11: no secret in any line, whatever the TES echoes', () => {
       { status: 200, body: { jwt: BAD_JWT } },
       { status: 401, body: { code: 'Unauthorized', message: `token ${JWT} expired; ${BAD_JWT} neither` } },
       { status: 403, body: { code: 'Forbidden', message: `token ${FILE_TOKEN_2} may not` } },
+      // A field the client does not scrub itself: only the logger's scrubber catches this one.
+      { status: 200, headers: { 'content-type': `text/x-${TOKEN}` }, raw: 'not JSON' },
     );
     const agent = run(w, { TES_TOKEN_FILE: tokenFile });
     await waitFor(() => w.tes.requests.length >= 1, 10_000, 'the first heartbeat');
     await writeFile(tokenFile, `${FILE_TOKEN_2}\n`);
-    await waitFor(() => w.tes.requests.length >= 7, 15_000, 'the scripted answers');
+    await waitFor(() => w.tes.requests.length >= 8, 15_000, 'the scripted answers');
     expect(await stopped(agent)).toBe(0);
 
     // The scenario played as scripted: the 401 dropped the jwt and the rotated file took over.
-    expect(bearers(w).slice(0, 7)).toEqual([
+    expect(bearers(w).slice(0, 8)).toEqual([
       `Bearer ${FILE_TOKEN}`,
       `Bearer ${FILE_TOKEN_2}`,
       `Bearer ${JWT}`,
@@ -188,9 +190,11 @@ describe('rule 11: no secret in any line, whatever the TES echoes', () => {
       `Bearer ${JWT}`,
       `Bearer ${FILE_TOKEN_2}`,
       `Bearer ${FILE_TOKEN_2}`,
+      `Bearer ${FILE_TOKEN_2}`,
     ]);
     const output = agent.stdout() + agent.stderr();
     expect(output).toContain('BadRequest');
+    expect(output).toContain('text/x-[redacted]');
     expect(output).toContain('[redacted]');
     expectNoSecret(output, [TOKEN, FILE_TOKEN, FILE_TOKEN_2, NONCE, JWT, BAD_JWT]);
   });
