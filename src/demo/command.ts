@@ -87,7 +87,12 @@ export async function run(argv: string[]): Promise<number> {
       timedOut = true;
       agent.kill('SIGKILL');
     }, timeLimitMs);
-    const stop = () => agent.kill('SIGTERM');
+    // Ctrl-C during the demo ends it, --keep or not.
+    let interrupted = false;
+    const stop = () => {
+      interrupted = true;
+      agent.kill('SIGTERM');
+    };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
 
@@ -128,11 +133,12 @@ export async function run(argv: string[]): Promise<number> {
       `agent exited with ${code}; run ${runId}: ${final.status}${final.statusDetails ? ` (${final.statusDetails})` : ''}`,
     );
     await tes.close();
-    if (keep) {
+    if (!keep) out('to look at this run in a browser: tes-heartbeat demo --keep');
+    else if (!interrupted) {
       out(`web page: ${emulator.url}/ui/runs/${encodeURIComponent(runId)} (every run: ${emulator.url}/)`);
       out('the emulator keeps serving; Ctrl-C stops it');
       await untilSignal();
-    } else out('to look at this run in a browser: tes-heartbeat demo --keep');
+    }
     return code === 0 && beats.at(-1)?.lastHeartbeat === true ? EXIT_OK : EXIT_INTERNAL;
   } finally {
     await Promise.allSettled([emulator.close(), kube.close()]);
