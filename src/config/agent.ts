@@ -3,6 +3,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { bearerToken } from './credential.ts';
+import { kubeconfigSetting } from './kubeconfig.ts';
 import {
   commaList,
   duration,
@@ -64,13 +65,7 @@ export const agentSettings = {
     defaultHelp: 'the service-account namespace file',
     parse: nonEmpty,
   },
-  kubeconfig: {
-    env: 'KUBECONFIG',
-    flag: 'kubeconfig',
-    help: 'kubeconfig file',
-    defaultHelp: 'in-cluster config, else ~/.kube/config',
-    parse: readableFile,
-  },
+  kubeconfig: kubeconfigSetting,
   intervalMs: {
     env: 'HEARTBEAT_INTERVAL',
     flag: 'interval',
@@ -154,6 +149,7 @@ export interface AgentConfig {
   jwtFile?: string;
   podName: string;
   namespace: string;
+  /** A KUBECONFIG value (config/kubeconfig.ts): files, `:`-separated, merged. */
   kubeconfig?: string;
   intervalMs: number;
   timeoutMs: number;
@@ -211,7 +207,7 @@ export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
       ...(v.jwtFile ? { jwtFile: v.jwtFile } : {}),
       podName: v.podName,
       namespace: v.namespace,
-      ...(v.kubeconfig ? { kubeconfig: v.kubeconfig.path } : {}),
+      ...(v.kubeconfig ? { kubeconfig: v.kubeconfig } : {}),
       intervalMs: v.intervalMs,
       timeoutMs: v.timeoutMs,
       minGapMs: v.minGapMs,

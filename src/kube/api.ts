@@ -18,6 +18,8 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 import { Agent, type Dispatcher, ProxyAgent } from 'undici';
+import { kubeconfigFiles } from '../config/kubeconfig.ts';
+import { Problem } from '../config/settings.ts';
 
 import type { Job, Node, Pod, Status } from '../k8s-types.ts';
 
@@ -113,7 +115,7 @@ export type WatchEnd = 'closed' | 'idle' | 'oversized';
 export const MAX_WATCH_LINE_BYTES = 16 * 1024 * 1024;
 
 export interface LoadOptions {
-  /** A kubeconfig path (or a `path.delimiter`-separated list, as in KUBECONFIG). Default: $KUBECONFIG. */
+  /** A KUBECONFIG value: files separated by `path.delimiter`, merged as kubectl does (config/kubeconfig.ts). */
   kubeconfig?: string | undefined;
   /** Prefix of the service-account files for in-cluster config (tests). */
   inClusterRoot?: string;
@@ -130,18 +132,19 @@ export class KubeApi {
     this.config = config;
   }
 
-  /** Kubeconfig if given, else in-cluster when the service-account token exists, else ~/.kube/config. */
+  /** The kubeconfig files if given, else in-cluster when the service-account token exists, else ~/.kube/config. */
   static load(options: LoadOptions = {}): KubeApi {
-    const config = new KubeConfig();
-    const files = (options.kubeconfig ?? process.env.KUBECONFIG ?? '').split(path.delimiter).filter(Boolean);
+    let config = new KubeConfig();
+    const files = kubeconfigFiles(options.kubeconfig ?? '');
+    if (files instanceof Problem) throw configError(`KUBECONFIG: ${files.message}`);
     const root = options.inClusterRoot ?? '';
     const home = path.join(homedir(), '.kube', 'config');
     if (files.length > 0) {
-      loadFiles(config, files);
+      config = mergeFiles(files);
     } else if (process.env.KUBERNETES_SERVICE_HOST && existsSync(root + SERVICE_ACCOUNT_TOKEN)) {
       config.loadFromCluster(root);
     } else if (existsSync(home)) {
-      loadFiles(config, [home]);
+      config = mergeFiles([home]);
     } else {
       throw configError('no Kubernetes configuration: not in a cluster and no ~/.kube/config');
     }
@@ -391,22 +394,38 @@ export class KubeApi {
   }
 }
 
-function loadFiles(config: KubeConfig, files: string[]): void {
-  for (const [index, file] of files.entries()) {
+/**
+ * kubectl's merge: the first file to set a cluster, user or context name wins, and so
+ * does the first current-context. (client-node's own merge lets later files win and
+ * fails on a name given twice.) Relative paths stay relative to their own file.
+ */
+function mergeFiles(files: readonly string[]): KubeConfig {
+  const clusters = new Map<string, KubeConfig['clusters'][number]>();
+  const users = new Map<string, KubeConfig['users'][number]>();
+  const contexts = new Map<string, KubeConfig['contexts'][number]>();
+  let currentContext = '';
+  for (const file of files) {
+    const one = new KubeConfig();
     try {
-      if (index === 0) {
-        config.loadFromFile(file);
-      } else {
-        const more = new KubeConfig();
-        more.loadFromFile(file);
-        config.mergeConfig(more);
-      }
+      one.loadFromFile(file);
     } catch (error) {
       // A YAML error quotes the file around the fault, which may be a token: name the file only.
       const code = (error as NodeJS.ErrnoException).code;
       throw configError(`cannot load kubeconfig ${file}: ${code ?? 'not a valid kubeconfig'}`);
     }
+    for (const cluster of one.clusters) if (!clusters.has(cluster.name)) clusters.set(cluster.name, cluster);
+    for (const user of one.users) if (!users.has(user.name)) users.set(user.name, user);
+    for (const context of one.contexts) if (!contexts.has(context.name)) contexts.set(context.name, context);
+    currentContext ||= one.currentContext ?? '';
   }
+  const merged = new KubeConfig();
+  merged.loadFromOptions({
+    clusters: [...clusters.values()],
+    users: [...users.values()],
+    contexts: [...contexts.values()],
+    currentContext,
+  });
+  return merged;
 }
 
 // client-node's TLS option types allow explicit undefined where undici's do not;

@@ -10,6 +10,7 @@ import {
   Problem,
   type Setting,
 } from '../config/settings.ts';
+import { kubeconfigSetting } from '../config/kubeconfig.ts';
 import { parseResourceList } from './qos.ts';
 import { parseTemplate, parseVolumes, TemplateError } from './template.ts';
 
@@ -112,13 +113,7 @@ export const webhookSpec = {
     default: 'tes-heartbeat',
     parse: containerName,
   } satisfies Setting<string>,
-  kubeconfig: {
-    env: 'KUBECONFIG',
-    flag: 'kubeconfig',
-    help: 'kubeconfig file, used in auto mode to watch nodes',
-    defaultHelp: 'in-cluster config, else ~/.kube/config',
-    parse: nonEmpty,
-  } satisfies Setting<string>,
+  kubeconfig: { ...kubeconfigSetting, help: `${kubeconfigSetting.help}; used in auto mode to watch nodes` },
   addr: {
     env: 'WEBHOOK_ADDR',
     flag: 'addr',

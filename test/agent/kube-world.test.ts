@@ -1,6 +1,7 @@
 // What the Kubernetes side does to the built agent (rules 19 and 21, the Mapping's
 // pod-level reason): the agent as a child process, the fake API server over HTTPS
 // driven by the test, the emulator as the TES.
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Emulator, startEmulator } from '../../src/emulator/server.ts';
 import type { HeartbeatTaskRunRequest } from '../../src/tes/types.gen.ts';
@@ -172,6 +173,24 @@ describe('rule 21: bounded and expiring watches', () => {
     w.kube.server.set('pods', pod(completed));
     expect(await exitWithin(agent, 10_000)).toEqual({ code: 0, signal: null });
     expect(agent.logs.filter((l) => /not a watch event/.test(String(l.msg)))).toEqual([]);
+  });
+});
+
+describe("KUBECONFIG with kubectl's meaning", () => {
+  it('a list with a missing file first: the file is skipped and the pod is read', async () => {
+    const w = await world();
+    const kubeconfig = [path.join(path.dirname(w.kube.kubeconfigPath), 'absent'), w.kube.kubeconfigPath];
+    run(w, { KUBECONFIG: kubeconfig.join(path.delimiter) });
+    await waitFor(() => beats(w).some((b) => b.podUID !== undefined), 10_000, 'a heartbeat with the pod');
+  });
+
+  it('a list naming no existing file is a configuration error (exit 2)', async () => {
+    const w = await world();
+    const agent = run(w, { KUBECONFIG: ['/nonexistent/a', '/nonexistent/b'].join(path.delimiter) });
+    expect(await agent.exited).toEqual({ code: 2, signal: null });
+    expect(agent.stderr()).toContain(
+      'KUBECONFIG (--kubeconfig): none of /nonexistent/a, /nonexistent/b exists',
+    );
   });
 });
 

@@ -164,7 +164,7 @@ describe('KubeApi reads over HTTPS', () => {
 
   it('reports a missing kubeconfig file as KUBE_CONFIG', () => {
     expect(() => KubeApi.load({ kubeconfig: '/nonexistent/kubeconfig' })).toThrow(
-      /cannot load kubeconfig .*ENOENT/,
+      /KUBECONFIG: cannot read \/nonexistent\/kubeconfig: ENOENT/,
     );
   });
 });

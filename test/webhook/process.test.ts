@@ -70,7 +70,7 @@ describe('tes-heartbeat webhook (process)', () => {
     const run = runCli([], { ...baseEnv, SIDECAR_MODE: 'auto', KUBECONFIG: '/nonexistent/kubeconfig' });
     expect(await run.exited).toBe(2);
     expect(run.err()).toMatch(
-      /^tes-heartbeat webhook: KUBECONFIG \(--kubeconfig\): cannot load the kubeconfig/,
+      /^tes-heartbeat webhook: KUBECONFIG \(--kubeconfig\): cannot read \/nonexistent\/kubeconfig: ENOENT/,
     );
   });
 
