@@ -51,12 +51,7 @@ export function runPath(runId: string): string {
  * The whole page. With `auth` the server holds back every run: `content` must be
  * empty and the script asks for the token, then fetches the content itself.
  */
-export function renderPage(options: {
-  title: string;
-  auth: boolean;
-  content: string;
-  status?: number;
-}): string {
+export function renderPage(options: { title: string; auth: boolean; content: string }): string {
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -125,6 +120,9 @@ export function renderRun(activity: RunActivity, now: number): string {
       ? [['Details', `<span class="details">${escapeHtml(run.statusDetails)}</span>`]]
       : []),
     ...(run.name ? [['Name', escapeHtml(run.name)]] : []),
+    ...(run.description
+      ? [['Description', `<span class="details">${escapeHtml(run.description)}</span>`]]
+      : []),
     ['Created', `${utc(Date.parse(run.timeCreated as string))} UTC`],
     ['Modified', `${utc(Date.parse(run.timeModified as string))} UTC`],
     [
