@@ -31,8 +31,11 @@ import { TesClient } from '../tes/client.ts';
 
 /** How long a SIGTERM may spend refreshing the pod before the final heartbeat (rule 16). */
 const FINAL_POD_REFRESH_MS = 2_000;
-/** While waiting for the kubelet's last word, the pod is read again this often (the watch may be slower). */
-const FINAL_POD_POLL_MS = 200;
+/**
+ * While waiting for the kubelet's last word the watch usually delivers it; the pod is
+ * also read this often, in case the watch is down (a few GETs per pod, not a storm).
+ */
+const FINAL_POD_POLL_MS = 500;
 /** Closing connections and the listener after the loop may take this long at most (rule 15). */
 const CLOSE_GRACE_MS = 500;
 /** The final Event's share of the exit (contract: Events on the task pod, best effort). */
