@@ -22,7 +22,6 @@ export interface PodEventsOptions {
 
 export class PodEvents implements HeartbeatObserver {
   private readonly o: PodEventsOptions;
-  /** "Three intervals after the start" counts from here. */
   private state: HealthState;
   private writes: Promise<unknown> = Promise.resolve();
   /** Aborts a write still running when the agent exits. */
@@ -31,6 +30,7 @@ export class PodEvents implements HeartbeatObserver {
   private timerDueAt: number | undefined;
   private closed = false;
 
+  /** "Three intervals after the start" counts from now: construct it when the agent starts. */
   constructor(options: PodEventsOptions) {
     this.o = options;
     this.state = initialHealth(options.clock.monotonic());
