@@ -19,7 +19,7 @@ import {
 } from '../heartbeat/mapping.ts';
 import { AgentMetrics } from '../http/agent-metrics.ts';
 import { type Listener, type Readiness, startListener } from '../http/listener.ts';
-import type { Pod } from '../k8s-types.ts';
+import type { Pod } from '../kube/types.ts';
 import { KubeApi, KubeError } from '../kube/api.ts';
 import { PodEventWriter } from '../kube/events.ts';
 import { jobFailedCount, owningJobName } from '../kube/job.ts';

@@ -2,7 +2,7 @@
 // runs on, as compact JSON. The TES field is free-form but we promise at most
 // 4 KiB, so an oversized document loses whole parts, least important first,
 // rather than being cut into invalid JSON.
-import type { Container, Node, Pod } from '../k8s-types.ts';
+import type { Container, Node, Pod } from '../kube/types.ts';
 
 export const HARDWARE_DETAILS_MAX_BYTES = 4096;
 

@@ -9,7 +9,7 @@ import type {
   ContainerState as KubeContainerState,
   Node,
   Pod,
-} from '../k8s-types.ts';
+} from '../kube/types.ts';
 import type {
   ContainerState,
   ContainerStateRunning,

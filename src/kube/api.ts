@@ -21,9 +21,9 @@ import { Agent, type Dispatcher, ProxyAgent } from 'undici';
 import { kubeconfigFiles } from '../config/kubeconfig.ts';
 import { Problem } from '../config/settings.ts';
 
-import type { Job, Node, Pod, Status } from '../k8s-types.ts';
+import type { Job, Node, Pod, Status } from './types.ts';
 
-export type { Job, Node, Pod, Status, Wire } from '../k8s-types.ts';
+export type { Job, Node, Pod, Status, Wire } from './types.ts';
 
 export interface KubeVersion {
   major: string;

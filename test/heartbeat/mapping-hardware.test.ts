@@ -1,6 +1,6 @@
 // podHardwareDetails: node labels with their fallbacks, and the 4 KiB bound
 // kept by dropping whole parts, never by cutting the JSON.
-import type { Container, Node, Pod } from '../../src/k8s-types.ts';
+import type { Container, Node, Pod } from '../../src/kube/types.ts';
 import { describe, expect, it } from 'vitest';
 import { HARDWARE_DETAILS_MAX_BYTES, hardwareDetails } from '../../src/heartbeat/mapping.ts';
 import { loadNode, loadPod } from '../support/k8s-fixtures.ts';

@@ -1,6 +1,6 @@
 // Tables for the decisions the heartbeat loop takes from a pod: which containers
 // are reported, when a change warrants a heartbeat (rule 3), when the task is done (rule 7).
-import type { Container, ContainerStatus, Pod } from '../../src/k8s-types.ts';
+import type { Container, ContainerStatus, Pod } from '../../src/kube/types.ts';
 import { describe, expect, it } from 'vitest';
 import {
   isTaskComplete,

@@ -1,7 +1,7 @@
 // Pod and node documents captured in the shape `kubectl get -o json` serves:
 // raw JSON, timestamps as strings, zero times as null — what the agent's watch sees.
 import { readFileSync } from 'node:fs';
-import type { Node, Pod } from '../../src/k8s-types.ts';
+import type { Node, Pod } from '../../src/kube/types.ts';
 
 const dir = new URL('../fixtures/', import.meta.url);
 
