@@ -8,9 +8,10 @@
 export const MIN_SCRUBBED_LENGTH = 6;
 
 /**
- * How many rotating values (jwts, token-file contents) are remembered. A TES that
- * issues a fresh jwt with every answer would otherwise grow the set for ever; the
- * agent only ever sends the newest, so an echo of an older one is not expected.
+ * How many values of one rotating kind (jwts; token-file contents) are remembered. A
+ * TES that issues a fresh jwt with every answer would otherwise grow the set for
+ * ever; the agent only ever sends the newest, so an echo of an older one is not
+ * expected. Kinds are kept apart, so that jwts never push a token out.
  */
 export const ROTATING_KEPT = 64;
 
@@ -18,8 +19,8 @@ const REDACTED = '[redacted]';
 
 export class Secrets {
   private readonly fixed = new Map<string, string[]>();
-  /** In the order last seen: the oldest is forgotten first. */
-  private readonly rotating = new Map<string, string[]>();
+  /** Per kind, in the order last seen: the oldest is forgotten first. */
+  private readonly rotating = new Map<string, Map<string, string[]>>();
   private readonly keep: number;
 
   /** `fixed` are kept for good (TES_TOKEN, TES_NONCE); `keep` bounds the rotating ones. */
@@ -28,21 +29,20 @@ export class Secrets {
     for (const value of fixed) if (scrubbable(value)) this.fixed.set(value, forms(value));
   }
 
-  /** A value now in use or just received (a token-file content, a jwt, refused ones included). */
-  add(value: string | undefined): void {
+  /** A value now in use or just received, of one `kind` ('jwt', 'token file'), refused ones included. */
+  add(kind: string, value: string | undefined): void {
     if (!scrubbable(value) || this.fixed.has(value)) return;
-    this.rotating.delete(value);
-    this.rotating.set(value, forms(value));
-    if (this.rotating.size > this.keep) {
-      const oldest = this.rotating.keys().next().value as string;
-      this.rotating.delete(oldest);
-    }
+    let values = this.rotating.get(kind);
+    if (!values) this.rotating.set(kind, (values = new Map()));
+    values.delete(value);
+    values.set(value, forms(value));
+    if (values.size > this.keep) values.delete(values.keys().next().value as string);
   }
 
   /** `text` with every known secret, raw or JSON-escaped, replaced by `[redacted]`. */
   scrub(text: string): string {
     let out = text;
-    for (const list of [this.fixed, this.rotating])
+    for (const list of [this.fixed, ...this.rotating.values()])
       for (const variants of list.values())
         for (const variant of variants) if (out.includes(variant)) out = out.replaceAll(variant, REDACTED);
     return out;

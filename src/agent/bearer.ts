@@ -50,7 +50,7 @@ export class BearerSource implements Bearer {
   }
 
   async rotated(jwt: string): Promise<void> {
-    this.o.secrets.add(jwt);
+    this.o.secrets.add('jwt', jwt);
     if (!headerCanCarry(jwt)) {
       this.o.log.error(
         'the TES sent a jwt an HTTP header cannot carry: not adopted, the previous bearer stays',
@@ -92,7 +92,7 @@ export class BearerSource implements Bearer {
    */
   private adoptFileContent(raw: string): boolean {
     const content = trimCredential(raw);
-    this.o.secrets.add(content);
+    this.o.secrets.add('token file', content);
     // Mid-write the file can be briefly empty: not a token, and not an error.
     if (content === '') return true;
     if (headerCanCarry(content)) {

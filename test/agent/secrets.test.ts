@@ -125,9 +125,9 @@ const errors = (agent: AgentProcess) => agent.logs.filter((line) => line.level =
 describe('Secrets: the one scrubber', () => {
   it('scrubs every value of 6 characters or more, raw and JSON-escaped; shorter ones are left to the field paths', () => {
     const secrets = new Secrets([TOKEN, 'short']);
-    secrets.add(BAD_JWT);
-    secrets.add(undefined);
-    secrets.add('');
+    secrets.add('jwt', BAD_JWT);
+    secrets.add('jwt', undefined);
+    secrets.add('jwt', '');
     const line = JSON.stringify({ msg: `a ${TOKEN} b`, err: { message: `x ${BAD_JWT} y`, short: 'short' } });
     const scrubbed = secrets.scrub(line);
     expect(JSON.parse(scrubbed)).toEqual({
@@ -139,11 +139,13 @@ describe('Secrets: the one scrubber', () => {
     );
   });
 
-  it('keeps the fixed credentials for good and the most recent rotating ones, a bounded number', () => {
+  it('keeps the fixed credentials for good and the most recent rotating ones of each kind, a bounded number', () => {
     const secrets = new Secrets([TOKEN], 3);
-    for (const n of [1, 2, 3, 4]) secrets.add(`rotating-jwt-${n}`);
-    secrets.add('rotating-jwt-2'); // seen again: the newest once more
-    secrets.add('rotating-jwt-5');
+    secrets.add('token file', FILE_TOKEN);
+    for (const n of [1, 2, 3, 4]) secrets.add('jwt', `rotating-jwt-${n}`);
+    secrets.add('jwt', 'rotating-jwt-2'); // seen again: the newest once more
+    secrets.add('jwt', 'rotating-jwt-5');
+    expect(secrets.scrub(FILE_TOKEN)).toBe('[redacted]');
     const text = [TOKEN, 1, 2, 3, 4, 5]
       .map((n) => (typeof n === 'number' ? `rotating-jwt-${n}` : n))
       .join(' ');

@@ -308,7 +308,7 @@ describe('TesClient on the wire', () => {
       res.writeHead(400, { 'content-type': 'application/json' }).end(answer);
     });
     const secrets = new Secrets([TOKEN]);
-    secrets.add('rotated-jwt-value');
+    secrets.add('jwt', 'rotated-jwt-value');
     const client = new TesClient({ baseUrl: stub.url, timeoutMs: 5_000, secrets });
     try {
       answer = JSON.stringify({
