@@ -22,6 +22,8 @@ export class Secrets {
   /** Per kind, in the order last seen: the oldest is forgotten first. */
   private readonly rotating = new Map<string, Map<string, string[]>>();
   private readonly keep: number;
+  /** Every form of every value, longest first, so no value is cut apart by one inside it; rebuilt after `add`. */
+  private ordered: string[] | undefined;
 
   /** `fixed` are kept for good (TES_TOKEN, TES_NONCE); `keep` bounds the rotating ones. */
   constructor(fixed: Iterable<string | undefined> = [], keep = ROTATING_KEPT) {
@@ -37,14 +39,16 @@ export class Secrets {
     values.delete(value);
     values.set(value, forms(value));
     if (values.size > this.keep) values.delete(values.keys().next().value as string);
+    this.ordered = undefined;
   }
 
   /** `text` with every known secret, raw or JSON-escaped, replaced by `[redacted]`. */
   scrub(text: string): string {
+    this.ordered ??= [this.fixed, ...this.rotating.values()]
+      .flatMap((list) => [...list.values()].flat())
+      .sort((a, b) => b.length - a.length);
     let out = text;
-    for (const list of [this.fixed, ...this.rotating.values()])
-      for (const variants of list.values())
-        for (const variant of variants) if (out.includes(variant)) out = out.replaceAll(variant, REDACTED);
+    for (const form of this.ordered) if (out.includes(form)) out = out.replaceAll(form, REDACTED);
     return out;
   }
 }
@@ -53,11 +57,7 @@ function scrubbable(value: string | undefined): value is string {
   return value !== undefined && value.length >= MIN_SCRUBBED_LENGTH;
 }
 
-/**
- * The value as it appears raw, inside a JSON string, and inside a JSON string that
- * itself holds JSON (an error body quoted in a log line); longest first, so a
- * shorter form never cuts a longer one apart.
- */
+/** The value as it appears raw, inside a JSON string, and inside a JSON string that itself holds JSON. */
 function forms(value: string): string[] {
   const once = JSON.stringify(value).slice(1, -1);
   const twice = JSON.stringify(once).slice(1, -1);

@@ -137,6 +137,9 @@ describe('Secrets: the one scrubber', () => {
     expect(secrets.scrub(`raw ${BAD_JWT} and ${JSON.stringify(JSON.stringify(BAD_JWT))}`)).toBe(
       'raw [redacted] and "\\"[redacted]\\""',
     );
+    // A value inside a longer one never leaves the longer one's ends behind.
+    secrets.add('jwt', `xx-${TOKEN}-yy`);
+    expect(secrets.scrub(`a xx-${TOKEN}-yy b`)).toBe('a [redacted] b');
   });
 
   it('keeps the fixed credentials for good and the most recent rotating ones of each kind, a bounded number', () => {
