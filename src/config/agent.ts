@@ -15,6 +15,7 @@ import {
   oneOf,
   Problem,
   parseSettings,
+  pemFile,
   type ParseResult,
   settingName,
   text,
@@ -248,14 +249,6 @@ function readableFile(raw: string): { path: string; content: string } | Problem 
   } catch (error) {
     return new Problem(`cannot read ${raw}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
   }
-}
-
-function pemFile(raw: string): string | Problem {
-  const file = readableFile(raw);
-  if (file instanceof Problem) return file;
-  return file.content.includes('-----BEGIN CERTIFICATE-----')
-    ? file.content
-    : new Problem(`${raw} holds no PEM certificate`);
 }
 
 function fileInExistingDirectory(raw: string): string | Problem {

@@ -1,6 +1,7 @@
 // Settings for every command: each is an environment variable and a flag (the
 // flag wins), declared once with its default and parser, so --help, validation
 // and the typed result can't drift apart. Every problem is reported at once.
+import { readFileSync } from 'node:fs';
 import { formatDuration, parseDuration } from './duration.ts';
 
 export interface Setting<T> {
@@ -172,6 +173,20 @@ export function flagBoolean(raw: string): boolean | Problem {
   if (raw === 'true' || raw === '1') return true;
   if (raw === 'false' || raw === '0') return false;
   return new Problem(`'${raw}' is not true or false`);
+}
+
+/** A PEM bundle of CA certificates (TES_CA_FILE): the file's content, which must hold a certificate. */
+export function pemFile(raw: string): string | Problem {
+  if (raw === '') return new Problem('must not be empty');
+  let content: string;
+  try {
+    content = readFileSync(raw, 'utf8');
+  } catch (error) {
+    return new Problem(`cannot read ${raw}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  return content.includes('-----BEGIN CERTIFICATE-----')
+    ? content
+    : new Problem(`${raw} holds no PEM certificate`);
 }
 
 export function commaList(raw: string): string[] {

@@ -20,22 +20,8 @@ import { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 import { Agent, type Dispatcher, ProxyAgent } from 'undici';
 import { kubeconfigFiles } from '../config/kubeconfig.ts';
 import { Problem } from '../config/settings.ts';
-
-import type { Job, Node, Pod, Status } from './types.ts';
-
-export type { Job, Node, Pod, Status, Wire } from './types.ts';
-
-export interface KubeVersion {
-  major: string;
-  minor: string;
-  gitVersion: string;
-}
-
-export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
-
-export type WatchEvent<T> =
-  | { type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK'; object: T }
-  | { type: 'ERROR'; object: Status };
+import { isRecord } from '../json.ts';
+import type { Job, Node, Pod, Status, VersionInfo, WatchEvent } from './types.ts';
 
 export type KubeErrorCode =
   | 'KUBE_HTTP' // the API answered with a non-success status
@@ -86,7 +72,8 @@ export function isExpired(status: { code?: number | undefined; reason?: string |
   return status.code === 410 || status.reason === 'Expired' || status.reason === 'Gone';
 }
 
-export interface CallOptions {
+/** The bounds of one call. */
+export interface KubeCall {
   /** Bound on the whole call, body included. */
   timeoutMs: number;
   signal?: AbortSignal | undefined;
@@ -157,39 +144,24 @@ export class KubeApi {
     return this.config.getCurrentCluster()?.server ?? '';
   }
 
-  getPod(namespace: string, name: string, call: CallOptions): Promise<Pod> {
+  getPod(namespace: string, name: string, call: KubeCall): Promise<Pod> {
     return this.get<Pod>(`/api/v1/namespaces/${enc(namespace)}/pods/${enc(name)}`, call);
   }
 
-  /** The pod by a name field selector, with the list's resourceVersion (where a watch resumes after a 410). */
-  async listPod(
-    namespace: string,
-    name: string,
-    call: CallOptions,
-  ): Promise<{ pod?: Pod; resourceVersion: string }> {
-    const list = await this.list<Pod>(
-      `/api/v1/namespaces/${enc(namespace)}/pods`,
-      { fieldSelector: `metadata.name=${name}` },
-      call,
-    );
-    const pod = list.items.find((item) => item.metadata?.name === name);
-    return pod ? { pod, resourceVersion: list.resourceVersion } : { resourceVersion: list.resourceVersion };
-  }
-
-  getJob(namespace: string, name: string, call: CallOptions): Promise<Job> {
+  getJob(namespace: string, name: string, call: KubeCall): Promise<Job> {
     return this.get<Job>(`/apis/batch/v1/namespaces/${enc(namespace)}/jobs/${enc(name)}`, call);
   }
 
-  getNode(name: string, call: CallOptions): Promise<Node> {
+  getNode(name: string, call: KubeCall): Promise<Node> {
     return this.get<Node>(`/api/v1/nodes/${enc(name)}`, call);
   }
 
-  getVersion(call: CallOptions): Promise<KubeVersion> {
-    return this.get<KubeVersion>('/version', call);
+  getVersion(call: KubeCall): Promise<VersionInfo> {
+    return this.get<VersionInfo>('/version', call);
   }
 
   /** GET of one object (or any JSON document) by its API path. */
-  async get<T>(apiPath: string, call: CallOptions): Promise<T> {
+  async get<T>(apiPath: string, call: KubeCall): Promise<T> {
     return this.request(apiPath, call, (body, where) => parseJson<T>(body, where));
   }
 
@@ -197,7 +169,7 @@ export class KubeApi {
   async list<T>(
     apiPath: string,
     query: Record<string, string>,
-    call: CallOptions,
+    call: KubeCall,
   ): Promise<{ items: T[]; resourceVersion: string; continue?: string }> {
     const where = withQuery(apiPath, query);
     return this.request(where, call, (body) => {
@@ -269,7 +241,7 @@ export class KubeApi {
   // ---- the one write: the agent's Events on its pod (contract: Events on the task pod) ----
 
   /** POST of a new object (JSON) to a collection path; resolves with the object the server stored. */
-  async create<T>(apiPath: string, object: unknown, call: CallOptions): Promise<T> {
+  async create<T>(apiPath: string, object: unknown, call: KubeCall): Promise<T> {
     return this.request(apiPath, call, (body, where) => parseJson<T>(body, where), JSON.stringify(object));
   }
 
@@ -283,7 +255,7 @@ export class KubeApi {
 
   private async request<T>(
     where: string,
-    call: CallOptions,
+    call: KubeCall,
     parse: (body: string, where: string) => T,
     /** A JSON body to POST (create); a GET without. */
     post?: string,
@@ -511,7 +483,7 @@ function deliverLine<T>(line: string, options: WatchOptions<T>): void {
   if (
     typeof type !== 'string' ||
     !['ADDED', 'MODIFIED', 'DELETED', 'BOOKMARK', 'ERROR'].includes(type) ||
-    !isObject(object)
+    !isRecord(object)
   ) {
     options.onBadLine?.(line);
     return;
@@ -569,7 +541,7 @@ function toKubeError(
 function parseJson<T>(body: string, where: string): T {
   try {
     const value: unknown = JSON.parse(body);
-    if (isObject(value)) return value as T;
+    if (isRecord(value)) return value as T;
   } catch {
     // reported below
   }
@@ -582,10 +554,6 @@ function parseJson<T>(body: string, where: string): T {
 
 function configError(message: string, where = ''): KubeError {
   return new KubeError({ code: 'KUBE_CONFIG', message, path: where });
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function enc(segment: string): string {

@@ -1,5 +1,5 @@
 // JOB_RETRY_COUNT=auto: how many times the pod's owning Job has failed so far.
-import type { Job, Pod } from './api.ts';
+import type { Job, Pod } from './types.ts';
 
 /** The name of the Job that owns the pod (its controller owner of kind Job), if any. */
 export function owningJobName(pod: Pod): string | undefined {

@@ -8,7 +8,8 @@
 // meanwhile, since a resumed watch replays what happened.
 import type { Clock } from '../clock.ts';
 import type { Logger } from '../log.ts';
-import { isExpired, type KubeApi, KubeError, type Status } from './api.ts';
+import { isExpired, type KubeApi, KubeError } from './api.ts';
+import type { Status } from './types.ts';
 import { kubeBackoffMs } from './backoff.ts';
 
 interface Versioned {

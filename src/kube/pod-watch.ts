@@ -3,7 +3,8 @@
 // pod" and "the pod is gone" for the agent.
 import type { Clock } from '../clock.ts';
 import type { Logger } from '../log.ts';
-import type { KubeApi, Pod } from './api.ts';
+import type { KubeApi } from './api.ts';
+import type { Pod } from './types.ts';
 import { listWatch } from './list-watch.ts';
 
 export interface PodWatchOptions {

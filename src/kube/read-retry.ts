@@ -8,7 +8,7 @@
 // and its jitter (×1–2) is not the Kubernetes side's one backoff (backoff.ts, ±50%,
 // shared with the watch). What is left is the short loop below.
 import type { Clock } from '../clock.ts';
-import { isRefusal, KubeError } from './api.ts';
+import { isRefusal, type KubeCall, KubeError } from './api.ts';
 import { kubeBackoffMs } from './backoff.ts';
 
 /** After this many failed attempts in a row a read is reported stuck, once; it keeps trying. */
@@ -29,7 +29,7 @@ export interface ReadRetryOptions {
 
 /** The read's result, or the KubeError of a final refusal (403 or 404). */
 export async function readUntilAnswered<T>(
-  read: (call: { timeoutMs: number; signal: AbortSignal }) => Promise<T>,
+  read: (call: KubeCall) => Promise<T>,
   options: ReadRetryOptions,
 ): Promise<T | KubeError> {
   const { clock, signal, timeoutMs } = options;

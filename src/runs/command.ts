@@ -13,6 +13,7 @@ import {
   integer,
   nonEmpty,
   Problem,
+  pemFile,
   parseSettings,
   type Setting,
   text,
@@ -29,14 +30,6 @@ import type {
 import { pageText, runText } from './format.ts';
 
 const EXIT_SERVICE_ERROR = 1;
-
-function pemFile(raw: string): string | Problem {
-  try {
-    return readFileSync(raw, 'utf8');
-  } catch (error) {
-    return new Problem(`cannot read '${raw}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-  }
-}
 
 function jsonObjectFile(raw: string): Record<string, unknown> | Problem {
   let content: string;

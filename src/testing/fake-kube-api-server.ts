@@ -12,6 +12,7 @@ import {
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { type Clock, systemClock } from '../clock.ts';
+import type { VersionInfo, WatchEventType } from '../kube/types.ts';
 import { EVENTS_COLLECTION, FakeEvents } from './fake-kube-events.ts';
 
 export interface KubeObject {
@@ -28,7 +29,6 @@ export interface KubeObject {
 }
 
 export type KubeResource = 'pods' | 'nodes' | 'jobs';
-export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
 
 export interface RequestRecord {
   method: string;
@@ -61,13 +61,6 @@ export interface FakeKubeApiOptions {
   historyLimit?: number;
   /** Time a LIST takes per item it returns (a consistent read of thousands of objects is slow). */
   listCostMsPerItem?: number;
-}
-
-export interface VersionInfo {
-  major: string;
-  minor: string;
-  gitVersion: string;
-  [key: string]: string;
 }
 
 interface ResourceType {
@@ -273,7 +266,7 @@ export class FakeKubeApiServer {
   }
 
   setVersion(version: Partial<VersionInfo>): void {
-    this.version = { ...this.version, ...version } as VersionInfo;
+    this.version = { ...this.version, ...version };
   }
 
   /** Sends a BOOKMARK at the current resourceVersion to every watch that allows them. */

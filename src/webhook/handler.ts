@@ -3,6 +3,7 @@
 // the pod is mutate.ts's business. Every review with a uid is answered 200
 // allowed: a webhook error must never keep a task pod from starting.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isRecord } from '../json.ts';
 import type { Logger } from '../log.ts';
 import type { WebhookMetrics } from './metrics.ts';
 import {
@@ -187,8 +188,4 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 
 function sendError(res: ServerResponse, status: number, message: string): void {
   sendJson(res, status, { error: message });
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

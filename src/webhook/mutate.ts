@@ -2,6 +2,7 @@
 // agent/): everything the webhook decides about one admission request is here,
 // with no I/O, so it is tested as a table and reused by the chart's tests.
 import type { V1Container, V1EnvVar, V1Pod, V1Volume } from '@kubernetes/client-node';
+import { isRecord } from '../json.ts';
 import { listenerConflict, listenerPort, withoutListener, withoutTakenPortName } from './ports.ts';
 import { guaranteedResources, podQosClass } from './qos.ts';
 
@@ -290,8 +291,4 @@ function fail(reason: string): MutateResult {
 export function warning(text: string): string {
   const line = text.replace(/[\r\n\t]+/g, ' ');
   return line.length <= MAX_WARNING_LENGTH ? line : `${line.slice(0, MAX_WARNING_LENGTH - 1)}…`;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

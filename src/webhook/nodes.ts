@@ -7,7 +7,8 @@
 // the version read at start and refreshed now and then (the control plane
 // upgrades in place too).
 import type { Clock } from '../clock.ts';
-import type { KubeApi, Node } from '../kube/api.ts';
+import type { KubeApi } from '../kube/api.ts';
+import type { Node } from '../kube/types.ts';
 import { kubeBackoffMs } from '../kube/backoff.ts';
 import { listWatch } from '../kube/list-watch.ts';
 import type { Logger } from '../log.ts';

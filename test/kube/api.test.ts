@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { KubeApi, KubeError } from '../../src/kube/api.ts';
+import type { Pod } from '../../src/kube/types.ts';
 import { kubeBackoffMs } from '../../src/kube/backoff.ts';
 import { FakeKubeApiServer } from '../../src/testing/fake-kube-api-server.ts';
 import { jobFailedCount, owningJobName } from '../../src/kube/job.ts';
@@ -63,18 +64,16 @@ describe('KubeApi reads over HTTPS', () => {
 
   it('lists one pod by name with the server resourceVersion, not the pod one', async () => {
     kube.server.set('pods', testPod({ name: 'other-pod', containers: ['a', 'b'] })); // bumps the server RV
-    const { pod, resourceVersion } = await api.listPod('tasks', 'task-pod', call);
-    expect(pod?.metadata?.name).toBe('task-pod');
+    const podsPath = '/api/v1/namespaces/tasks/pods';
+    const byName = (name: string) =>
+      api.list<Pod>(podsPath, { fieldSelector: `metadata.name=${name}` }, call);
+    const { items, resourceVersion } = await byName('task-pod');
+    expect(items.map((pod) => pod.metadata?.name)).toEqual(['task-pod']);
     expect(resourceVersion).toBe(kube.server.resourceVersion);
-    expect(resourceVersion).not.toBe(pod?.metadata?.resourceVersion);
+    expect(resourceVersion).not.toBe(items[0]?.metadata?.resourceVersion);
     const request = kube.server.requests.at(-1);
-    expect(request).toMatchObject({
-      path: '/api/v1/namespaces/tasks/pods',
-      query: { fieldSelector: 'metadata.name=task-pod' },
-    });
-    expect(await api.listPod('tasks', 'missing', call)).toEqual({
-      resourceVersion: kube.server.resourceVersion,
-    });
+    expect(request).toMatchObject({ path: podsPath, query: { fieldSelector: 'metadata.name=task-pod' } });
+    expect(await byName('missing')).toEqual({ items: [], resourceVersion: kube.server.resourceVersion });
   });
 
   it('lists nodes generically', async () => {
@@ -86,7 +85,7 @@ describe('KubeApi reads over HTTPS', () => {
   it('reuses one TLS connection across calls', async () => {
     const before = kube.server.connections;
     for (let i = 0; i < 5; i++) await api.getPod('tasks', 'task-pod', call);
-    await api.listPod('tasks', 'task-pod', call);
+    await api.list('/api/v1/namespaces/tasks/pods', {}, call);
     expect(kube.server.connections - before).toBeLessThanOrEqual(1);
   });
 
@@ -263,7 +262,7 @@ describe('the fake API over plain HTTP (the demo)', () => {
     const plain = KubeApi.load({ kubeconfig: file });
     try {
       server.set('pods', testPod({}));
-      expect((await plain.listPod('tasks', 'task-pod', call)).pod?.metadata?.name).toBe('task-pod');
+      expect((await plain.getPod('tasks', 'task-pod', call)).metadata?.name).toBe('task-pod');
     } finally {
       await plain.close();
       await server.close();

@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { KubeApi, type Pod } from '../../src/kube/api.ts';
+import { KubeApi } from '../../src/kube/api.ts';
+import type { Pod } from '../../src/kube/types.ts';
 import { listWatch } from '../../src/kube/list-watch.ts';
 import { watchPod } from '../../src/kube/pod-watch.ts';
 import { heartbeatBody } from '../../src/heartbeat/mapping.ts';
