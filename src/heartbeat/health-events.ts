@@ -107,9 +107,11 @@ function safeCode(value: unknown): string | undefined {
 
 function describeFailure(facts: FailureFacts | undefined): string {
   if (!facts) return 'no heartbeat has been answered yet';
-  const what =
-    [facts.status !== undefined ? `HTTP ${facts.status}` : undefined, facts.code].filter(Boolean).join(' ') ||
-    'an unknown error';
+  const what = [facts.status !== undefined ? `HTTP ${facts.status}` : undefined, facts.code]
+    .filter(Boolean)
+    .join(' ');
+  // No status and no code: the attempt was cut off (the final deadline) or never reached the wire.
+  if (!what) return 'the last attempt ended without an answer';
   return `the last failure was ${what}${facts.serviceCode ? ` (service error code ${facts.serviceCode})` : ''}`;
 }
 

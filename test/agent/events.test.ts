@@ -185,6 +185,8 @@ describe('Events on the task pod', { timeout: 40_000 }, () => {
     expect(await exitCode(agent)).toBe(0);
     expect(reasons(w)).toEqual(['HeartbeatFailing', 'FinalHeartbeatFailed']);
     expect(w.kube.server.events.created[1]).toMatchObject({ type: 'Warning' });
+    // Cut off at FINAL_HEARTBEAT_DEADLINE: no status, no code.
+    expect(w.kube.server.events.created[1]?.note).toContain('the last attempt ended without an answer');
   });
 
   it('a forbidden Events API (403): one warn in the agent’s life, heartbeats unaffected', async () => {

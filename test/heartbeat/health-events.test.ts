@@ -170,6 +170,12 @@ describe('notes', () => {
     expect(notes[0]).toContain('no heartbeat has been answered yet');
   });
 
+  it('say when the last attempt was cut off without an answer (the final deadline)', async () => {
+    const cutOff = failureFacts(new Error('heartbeat attempt cut off: FINAL_HEARTBEAT_DEADLINE passed'));
+    const { notes } = await play([ok(0), { after: 1_000, beat: 'failure', final: true, failure: cutOff }]);
+    expect(notes[0]).toContain('the last attempt ended without an answer');
+  });
+
   it('say how long heartbeats failed on recovery', async () => {
     const { notes } = await play([tick(90_000), ok(45_000)]);
     expect(notes[1]).toBe('Heartbeats succeed again, after failing for 45s.');
