@@ -271,6 +271,21 @@ describe('watchPod', () => {
     expect(lists()).toHaveLength(1);
   });
 
+  it('lists again, after a backoff, when applying the LIST failed (nothing is skipped)', async () => {
+    setPod('Running');
+    let failOnce = true;
+    const r = start(5_000, () => {
+      if (failOnce) {
+        failOnce = false;
+        throw new Error('applying failed');
+      }
+    });
+    await wakeFromBackoff(r.clock);
+    await waitFor(() => r.pods.length === 1 && kube.server.openWatches === 1);
+    expect(lists()).toHaveLength(2);
+    expect(watches()[0]?.query.resourceVersion).toBe(kube.server.resourceVersion);
+  });
+
   it('advances the resourceVersion on BOOKMARK', async () => {
     setPod('Running');
     const r = start();
