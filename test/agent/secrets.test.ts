@@ -204,6 +204,21 @@ describe('rule 11: no secret in any line, whatever the TES echoes', () => {
     expect(output).toContain('[redacted]');
     expectNoSecret(output, [TOKEN, FILE_TOKEN, FILE_TOKEN_2, NONCE, JWT, BAD_JWT]);
   });
+
+  it('LOG_FORMAT=pretty scrubs the same', async () => {
+    const w = await world();
+    w.tes.reply(
+      { status: 400, body: { code: 'BadRequest', message: `nonce ${NONCE} token ${TOKEN}` } },
+      { status: 200, headers: { 'content-type': `text/x-${TOKEN}` }, raw: 'not JSON' },
+    );
+    const agent = run(w, { LOG_FORMAT: 'pretty' });
+    await waitFor(() => w.tes.requests.length >= 3, 10_000, 'three heartbeats');
+    expect(await stopped(agent)).toBe(0);
+    const output = agent.stdout() + agent.stderr();
+    expect(output).toContain('BadRequest');
+    expect(output).toContain('text/x-[redacted]');
+    expectNoSecret(output, [TOKEN, NONCE]);
+  });
 });
 
 describe('rule 12: credentials a header can carry', () => {
