@@ -66,6 +66,28 @@ describe('tes-heartbeat webhook (process)', () => {
     expect(run.out()).toBe('');
   });
 
+  it('exits 2 naming SIDECAR_VOLUMES and SIDECAR_GUARANTEED_RESOURCES when they are unusable', async () => {
+    const run = runCli(['--sidecar-guaranteed-resources', 'cpu=250m'], {
+      ...baseEnv,
+      SIDECAR_VOLUMES: templateFile, // a Container, not a list of Volumes
+    });
+    expect(await run.exited).toBe(2);
+    expect(run.err().trim().split('\n')).toEqual([
+      expect.stringMatching(
+        /^tes-heartbeat webhook: SIDECAR_VOLUMES \(--sidecar-volumes\): .*sidecar\.yaml: does not hold a list of Volumes$/,
+      ),
+      'tes-heartbeat webhook: SIDECAR_GUARANTEED_RESOURCES (--sidecar-guaranteed-resources): needs both cpu and memory (e.g. cpu=250m,memory=192Mi)',
+    ]);
+  });
+
+  it('lists the injection settings in --help', async () => {
+    const run = runCli(['--help'], {});
+    expect(await run.exited).toBe(0);
+    for (const name of ['SIDECAR_VOLUMES', 'SIDECAR_GUARANTEED_RESOURCES', 'SIDECAR_IMAGE_PULL_SECRETS']) {
+      expect(run.out()).toContain(name);
+    }
+  });
+
   it('exits 2 when the kubeconfig of auto mode cannot be loaded', async () => {
     const run = runCli([], { ...baseEnv, SIDECAR_MODE: 'auto', KUBECONFIG: '/nonexistent/kubeconfig' });
     expect(await run.exited).toBe(2);
