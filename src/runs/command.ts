@@ -18,6 +18,7 @@ import {
   type Setting,
   text,
 } from '../config/settings.ts';
+import { isRecord } from '../json.ts';
 import { Secrets } from '../secrets.ts';
 import { TesClient } from '../tes/client.ts';
 import { TesError } from '../tes/errors.ts';
@@ -40,8 +41,7 @@ function jsonObjectFile(raw: string): Record<string, unknown> | Problem {
   }
   try {
     const value: unknown = JSON.parse(content);
-    if (typeof value === 'object' && value !== null && !Array.isArray(value))
-      return value as Record<string, unknown>;
+    if (isRecord(value)) return value;
     return new Problem(`'${raw}' does not hold a JSON object`);
   } catch (error) {
     return new Problem(`'${raw}' is not JSON: ${(error as Error).message}`);

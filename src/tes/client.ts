@@ -6,6 +6,7 @@ import { getCACertificates } from 'node:tls';
 import { Agent } from 'undici';
 import { type Clock, systemClock } from '../clock.ts';
 import { VERSION } from '../cli/exit.ts';
+import { isRecord } from '../json.ts';
 import type { Secrets } from '../secrets.ts';
 import { parseRetryAfter, TesError, type TesErrorInit } from './errors.ts';
 import type {
@@ -241,8 +242,7 @@ function header(value: string | string[] | undefined): string | undefined {
 function parseObject(text: string): Record<string, unknown> | undefined {
   try {
     const value: unknown = JSON.parse(text);
-    if (typeof value === 'object' && value !== null && !Array.isArray(value))
-      return value as Record<string, unknown>;
+    if (isRecord(value)) return value;
   } catch {
     // not JSON: the caller decides
   }
