@@ -86,8 +86,6 @@ export interface WatchOptions<T> {
   /** Longest silence on an open stream before it is treated as dead and ended. */
   idleTimeoutMs: number;
   onEvent(event: WatchEvent<T>): void;
-  /** Longest line accepted (tests); default MAX_WATCH_LINE_BYTES. */
-  maxLineBytes?: number;
   /** A line that is not a JSON watch event (counted by the caller, never silently dropped). */
   onBadLine?(line: string): void;
 }
@@ -99,7 +97,7 @@ export interface WatchOptions<T> {
 export type WatchEnd = 'closed' | 'idle' | 'oversized';
 
 /** Rule 21: the longest watch line read; the API server's own objects stay far below it. */
-export const MAX_WATCH_LINE_BYTES = 16 * 1024 * 1024;
+const MAX_WATCH_LINE_BYTES = 16 * 1024 * 1024;
 
 export interface LoadOptions {
   /** A KUBECONFIG value: files separated by `path.delimiter`, merged as kubectl does (config/kubeconfig.ts). */
@@ -216,7 +214,7 @@ export class KubeApi {
         expired = true;
         abort.abort();
       }, options.idleTimeoutMs);
-      const lines = new LineSplitter(options.maxLineBytes ?? MAX_WATCH_LINE_BYTES);
+      const lines = new LineSplitter(MAX_WATCH_LINE_BYTES);
       for await (const chunk of response.body as AsyncIterable<Buffer>) {
         timer.refresh();
         for (const line of lines.push(chunk)) deliverLine(line, options);
