@@ -32,6 +32,13 @@ app.kubernetes.io/component: {{ .component }}
 {{- toYaml (merge $own (deepCopy (.extra | default dict))) -}}
 {{- end -}}
 
+{{/* imagePullSecrets' names, comma-separated (SIDECAR_IMAGE_PULL_SECRETS). */}}
+{{- define "tes-heartbeat.pullSecretNames" -}}
+{{- $names := list -}}
+{{- range .Values.imagePullSecrets }}{{ $names = append $names .name }}{{ end -}}
+{{- join "," $names -}}
+{{- end -}}
+
 {{- define "tes-heartbeat.image" -}}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
 {{- end -}}
