@@ -4,7 +4,7 @@
 import type { V1Container, V1EnvVar, V1Pod, V1Volume } from '@kubernetes/client-node';
 import { isRecord } from '../json.ts';
 import { listenerConflict, listenerPort, withoutListener, withoutTakenPortName } from './ports.ts';
-import { guaranteedResources, podQosClass } from './qos.ts';
+import { guaranteedResources, hasPodLevelResources, podQosClass } from './qos.ts';
 
 /** The label that opts a pod in (the webhook configuration's objectSelector matches it too). */
 export const INJECT_LABEL = 'tes-heartbeat/inject';
@@ -180,6 +180,12 @@ function fitToPod(
     );
   }
   fitted = withoutTakenPortName(fitted, pod);
+  if (hasPodLevelResources(pod)) {
+    // The pod's own budget decides its class and caps its containers (their limits may not
+    // exceed it): the agent shares that budget rather than bring limits that could break it.
+    const { resources: _, ...shared } = fitted;
+    return shared;
+  }
   // Decided on the pod as it came, without the agent: the agent must not change its class.
   if (podQosClass(pod) === 'Guaranteed') {
     const resources = guaranteedResources(fitted.resources, options.guaranteedResources);

@@ -61,12 +61,22 @@ export function sameQuantity(a: unknown, b: unknown): boolean {
  */
 export function podQosClass(pod: V1Pod): QosClass {
   const spec = pod.spec;
-  const podLevel = (spec as { resources?: V1ResourceRequirements } | undefined)?.resources;
-  if (podLevel && QOS_RESOURCES.some((r) => podLevel.requests?.[r] ?? podLevel.limits?.[r])) {
-    return classOf([podLevel]);
-  }
+  const podLevel = podLevelResources(pod);
+  if (podLevel) return classOf([podLevel]);
   const containers: V1Container[] = [...(spec?.containers ?? []), ...(spec?.initContainers ?? [])];
   return classOf(containers.map((c) => c.resources ?? {}));
+}
+
+/** spec.resources (pod-level resources, Kubernetes 1.32+) when it sets cpu or memory. */
+function podLevelResources(pod: V1Pod): V1ResourceRequirements | undefined {
+  const resources = (pod.spec as { resources?: V1ResourceRequirements } | undefined)?.resources;
+  return resources && QOS_RESOURCES.some((r) => resources.requests?.[r] ?? resources.limits?.[r])
+    ? resources
+    : undefined;
+}
+
+export function hasPodLevelResources(pod: V1Pod): boolean {
+  return podLevelResources(pod) !== undefined;
 }
 
 function classOf(all: V1ResourceRequirements[]): QosClass {

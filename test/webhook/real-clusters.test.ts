@@ -356,6 +356,20 @@ describe('I3: Guaranteed pods stay Guaranteed', () => {
     expect((await inject(native, burstable)).agent.resources).toEqual(template.resources);
   });
 
+  it('a pod with pod-level resources: the agent shares the pod budget (no limits of its own that could exceed it)', async () => {
+    const pod = jobPod();
+    (pod.spec as unknown as Record<string, unknown>).resources = {
+      requests: { cpu: '2', memory: '4Gi' },
+      limits: { cpu: '2', memory: '4Gi' },
+    };
+    const answer = await review(client, native.port, admissionReview(pod));
+    const patched = applyAnswer(pod, answer);
+    const agent = patched.spec?.initContainers?.[0];
+    expect(agent?.name).toBe('tes-heartbeat');
+    expect(agent).not.toHaveProperty('resources');
+    expect(podQosClass(patched)).toBe('Guaranteed');
+  });
+
   it('without the fix the pod would drop to Burstable (the template as it is)', () => {
     const template = parse(published.sidecar) as V1Container;
     const pod = guaranteedPod();
