@@ -35,7 +35,10 @@ export class Secrets {
   add(kind: string, value: string | undefined): void {
     if (!scrubbable(value) || this.fixed.has(value)) return;
     let values = this.rotating.get(kind);
-    if (!values) this.rotating.set(kind, (values = new Map()));
+    if (!values) {
+      values = new Map();
+      this.rotating.set(kind, values);
+    }
     values.delete(value);
     values.set(value, forms(value));
     if (values.size > this.keep) values.delete(values.keys().next().value as string);
