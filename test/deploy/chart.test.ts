@@ -648,6 +648,10 @@ describe('real clusters (issue 10)', () => {
       expect(result.code).not.toBe(0);
       expect(result.stderr).toMatch(/tes\.url is required: set tes\.url/);
     }
+    // A template `fail`, not a schema rule: lint of the chart alone stays clean.
+    const lint = helm(['lint', chartDir, '--strict'], {});
+    expect(lint.code).toBe(0);
+    expect(lint.stdout).toContain('0 chart(s) failed');
     expect(helm(['template', RELEASE, chartDir], { emulator: { enabled: true } }).code).toBe(0);
     expect(helm(['template', RELEASE, chartDir], { tes: { url: 'https://tes.example.org' } }).code).toBe(0);
   });
