@@ -1,11 +1,24 @@
-// The built `tes-heartbeat webhook` as a process: settings errors, and SIGTERM
-// while reviews are being received.
+// The built `tes-heartbeat webhook` as a process: settings errors, the SIDECAR_* settings
+// as the chart passes them, and SIGTERM while reviews are being received.
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { connect, type TLSSocket } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../support/fake-clock.ts';
-import { admissionReview, jobPod, readTls, templateFile, tlsDir } from '../support/webhook-helpers.ts';
+import { writeFile } from 'node:fs/promises';
+import { podQosClass } from '../../src/webhook/qos.ts';
+import {
+  admissionReview,
+  applyAnswer,
+  httpsClient,
+  jobPod,
+  readTls,
+  review,
+  templateFile,
+  tempDir,
+  tlsDir,
+  validatePod,
+} from '../support/webhook-helpers.ts';
 
 const cli = path.join(import.meta.dirname, '../../dist/tes-heartbeat.js');
 const children: ChildProcess[] = [];
@@ -29,6 +42,19 @@ function runCli(args: string[], env: Record<string, string>) {
   });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return { child, exited, out: () => stdout, err: () => stderr };
+}
+
+/** The admission port the webhook logs once it listens. */
+async function listeningPort(out: () => string): Promise<number> {
+  const port = await waitFor(
+    () => {
+      const match = /"address":"127\.0\.0\.1:(\d+)"/.exec(out());
+      return match ? Number(match[1]) : undefined;
+    },
+    10_000,
+    'the webhook listening',
+  );
+  return port as number;
 }
 
 const baseEnv = {
@@ -88,6 +114,45 @@ describe('tes-heartbeat webhook (process)', () => {
     }
   });
 
+  it('injects with the SIDECAR_* settings as the chart sets them: volumes, pull secrets, a Guaranteed pod kept Guaranteed', async () => {
+    const dir = await tempDir('webhook-process-');
+    const volumesFile = path.join(dir, 'volumes.yaml');
+    await writeFile(
+      volumesFile,
+      '- name: tes-heartbeat-tes-ca\n  configMap:\n    name: tes-heartbeat-tes-ca\n',
+    );
+    const run = runCli([], {
+      ...baseEnv,
+      SIDECAR_VOLUMES: volumesFile,
+      SIDECAR_GUARANTEED_RESOURCES: 'cpu=250m,memory=192Mi',
+      SIDECAR_IMAGE_PULL_SECRETS: 'corp-registry',
+    });
+    const port = await listeningPort(run.out);
+    const client = await httpsClient();
+    try {
+      const pod = jobPod();
+      const task = pod.spec?.containers[0];
+      if (task)
+        task.resources = { requests: { cpu: '2', memory: '4Gi' }, limits: { cpu: '2', memory: '4Gi' } };
+      const patched = applyAnswer(pod, await review(client, port, admissionReview(pod)));
+      await validatePod(patched);
+      expect(patched.spec?.volumes?.map((v) => v.name)).toEqual([
+        'kube-api-access-x7k2p',
+        'tes-heartbeat-tes-ca',
+      ]);
+      expect(patched.spec?.imagePullSecrets).toEqual([{ name: 'corp-registry' }]);
+      expect(podQosClass(patched)).toBe('Guaranteed');
+      expect(patched.spec?.initContainers?.[0]?.resources?.requests).toEqual({
+        cpu: '250m',
+        memory: '192Mi',
+      });
+    } finally {
+      await client.close();
+    }
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(0);
+  });
+
   it('exits 2 when the kubeconfig of auto mode cannot be loaded', async () => {
     const run = runCli([], { ...baseEnv, SIDECAR_MODE: 'auto', KUBECONFIG: '/nonexistent/kubeconfig' });
     expect(await run.exited).toBe(2);
@@ -98,14 +163,7 @@ describe('tes-heartbeat webhook (process)', () => {
 
   it('on SIGTERM answers the review being received, closes idle connections and exits 0', async () => {
     const run = runCli([], baseEnv);
-    const port = await waitFor(
-      () => {
-        const match = /"address":"127\.0\.0\.1:(\d+)"/.exec(run.out());
-        return match ? Number(match[1]) : undefined;
-      },
-      10_000,
-      'the webhook listening',
-    );
+    const port = await listeningPort(run.out);
     const ca = (await readTls('ca')).cert;
     const open = () =>
       new Promise<TLSSocket>((resolve, reject) => {
