@@ -13,7 +13,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { type Clock, systemClock } from '../clock.ts';
 import type { VersionInfo, WatchEventType } from '../kube/types.ts';
-import { EVENTS_COLLECTION, FakeEvents } from './fake-kube-events.ts';
+import { EVENTS_COLLECTION, FakeEvents, type FakeReply as Reply, kubeStatus } from './fake-kube-events.ts';
 
 export interface KubeObject {
   apiVersion?: string;
@@ -89,11 +89,6 @@ interface HistoryEntry {
   resource: KubeResource;
   type: WatchEventType;
   object: KubeObject;
-}
-
-interface Reply {
-  code: number;
-  body: unknown;
 }
 
 interface Watcher {
@@ -593,22 +588,6 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
   res.end(text);
-}
-
-function kubeStatus(code: number, reason: string, message: string, details?: object): Reply {
-  return {
-    code,
-    body: {
-      kind: 'Status',
-      apiVersion: 'v1',
-      metadata: {},
-      status: 'Failure',
-      message,
-      reason,
-      details,
-      code,
-    },
-  };
 }
 
 function reasonFor(status: number): string {

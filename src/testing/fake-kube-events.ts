@@ -4,7 +4,8 @@
 // per missing or invalid field, 400 for an eventTime that is not a MicroTime (a decode
 // error there), and a switch that answers 403 as RBAC would without `events create`.
 
-export interface FakeEventReply {
+/** An answer of the fake API server: a status code and a JSON body. */
+export interface FakeReply {
   code: number;
   body: unknown;
 }
@@ -32,9 +33,9 @@ export class FakeEvents {
   private names = 0;
 
   /** A POST to the namespace's collection, body as received. */
-  create(namespace: string, text: string, now: number): FakeEventReply {
+  create(namespace: string, text: string, now: number): FakeReply {
     if (this.forbidden) {
-      return status(
+      return kubeStatus(
         403,
         'Forbidden',
         `events.events.k8s.io is forbidden: User "system:serviceaccount:${namespace}:tes-heartbeat" cannot create resource "events" in API group "events.k8s.io" in the namespace "${namespace}"`,
@@ -48,14 +49,18 @@ export class FakeEvents {
         throw new Error('not an object');
       event = parsed as Record<string, unknown>;
     } catch {
-      return status(400, 'BadRequest', 'the body of the request was in an unknown format');
+      return kubeStatus(400, 'BadRequest', 'the body of the request was in an unknown format');
     }
     const metadata = (event.metadata ?? {}) as Record<string, unknown>;
     if (event.apiVersion !== 'events.k8s.io/v1' || event.kind !== 'Event') {
-      return status(400, 'BadRequest', `the API version in the data (${event.apiVersion}) does not match`);
+      return kubeStatus(
+        400,
+        'BadRequest',
+        `the API version in the data (${event.apiVersion}) does not match`,
+      );
     }
     if (metadata.namespace !== undefined && metadata.namespace !== namespace) {
-      return status(
+      return kubeStatus(
         400,
         'BadRequest',
         'the namespace of the provided object does not match the namespace sent on the request',
@@ -66,7 +71,7 @@ export class FakeEvents {
       event.eventTime !== null &&
       !MICRO_TIME.test(String(event.eventTime))
     ) {
-      return status(
+      return kubeStatus(
         400,
         'BadRequest',
         `Event in version "v1" cannot be handled as a Event: parsing time "${event.eventTime}"`,
@@ -155,7 +160,8 @@ function validate(
   return causes;
 }
 
-function status(code: number, reason: string, message: string, details?: object): FakeEventReply {
+/** A `Status` failure as kube-apiserver sends it. */
+export function kubeStatus(code: number, reason: string, message: string, details?: object): FakeReply {
   return {
     code,
     body: {

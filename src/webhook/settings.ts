@@ -16,7 +16,11 @@ import { parseTemplate, parseVolumes, TemplateError } from './template.ts';
 
 export const SIDECAR_MODES = ['auto', 'native', 'regular'] as const;
 
-function templateFile(raw: string): { file: string; container: V1Container } | Problem {
+/** A file read and parsed once while the settings are checked; its problems named. */
+function parsedFile<T>(
+  raw: string,
+  parse: (file: string, text: string) => T,
+): { file: string; value: T } | Problem {
   if (raw === '') return new Problem('must not be empty');
   let content: string;
   try {
@@ -25,27 +29,21 @@ function templateFile(raw: string): { file: string; container: V1Container } | P
     return new Problem(`cannot read ${raw} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
   }
   try {
-    return { file: raw, container: parseTemplate(raw, content) };
+    return { file: raw, value: parse(raw, content) };
   } catch (error) {
     if (error instanceof TemplateError) return new Problem(error.message);
     throw error;
   }
 }
 
+function templateFile(raw: string): { file: string; container: V1Container } | Problem {
+  const parsed = parsedFile(raw, parseTemplate);
+  return parsed instanceof Problem ? parsed : { file: parsed.file, container: parsed.value };
+}
+
 function volumesFile(raw: string): { file: string; volumes: V1Volume[] } | Problem {
-  if (raw === '') return new Problem('must not be empty');
-  let content: string;
-  try {
-    content = readFileSync(raw, 'utf8');
-  } catch (error) {
-    return new Problem(`cannot read ${raw} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
-  try {
-    return { file: raw, volumes: parseVolumes(raw, content) };
-  } catch (error) {
-    if (error instanceof TemplateError) return new Problem(error.message);
-    throw error;
-  }
+  const parsed = parsedFile(raw, parseVolumes);
+  return parsed instanceof Problem ? parsed : { file: parsed.file, volumes: parsed.value };
 }
 
 function resourceList(raw: string): Record<string, string> | Problem {

@@ -16,15 +16,7 @@ export class TemplateError extends Error {
 
 /** Parses the template's text; throws TemplateError naming the file and the problem. */
 export function parseTemplate(file: string, text: string): V1Container {
-  let value: unknown;
-  try {
-    // JSON is YAML: one parser reads both.
-    value = load(text);
-  } catch (error) {
-    throw new TemplateError(file, `not YAML or JSON (${(error as Error).message.split('\n')[0]})`, {
-      cause: error,
-    });
-  }
+  const value = loadYaml(file, text);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new TemplateError(file, 'does not hold a Container (a YAML or JSON object)');
   }
@@ -55,14 +47,7 @@ export const VOLUME_PREFIX = 'tes-heartbeat-';
  * Throws TemplateError naming the file and the problem.
  */
 export function parseVolumes(file: string, text: string): V1Volume[] {
-  let value: unknown;
-  try {
-    value = load(text);
-  } catch (error) {
-    throw new TemplateError(file, `not YAML or JSON (${(error as Error).message.split('\n')[0]})`, {
-      cause: error,
-    });
-  }
+  const value = loadYaml(file, text);
   if (value === undefined || value === null) return [];
   if (!Array.isArray(value)) throw new TemplateError(file, 'does not hold a list of Volumes');
   const names = new Set<string>();
@@ -78,4 +63,15 @@ export function parseVolumes(file: string, text: string): V1Volume[] {
     names.add(name);
   }
   return value as V1Volume[];
+}
+
+/** The file's text as YAML (JSON is YAML: one parser reads both). */
+function loadYaml(file: string, text: string): unknown {
+  try {
+    return load(text);
+  } catch (error) {
+    throw new TemplateError(file, `not YAML or JSON (${(error as Error).message.split('\n')[0]})`, {
+      cause: error,
+    });
+  }
 }
