@@ -14,23 +14,12 @@ import { job, kubeNow, NAMESPACE, node, POD_NAME, stages } from '../src/demo/sce
 import { startEmulator } from '../src/emulator/server.ts';
 import { FakeKubeApiServer } from '../src/testing/fake-kube-api-server.ts';
 import { TesClient } from '../src/tes/client.ts';
+import { cli, cpuSeconds, imageEnv, imageFlags, tls } from './bench-support.ts';
 
-const root = path.resolve(import.meta.dirname, '..');
-const cli = process.env.BENCH_CLI ?? path.join(root, 'dist/tes-heartbeat.js');
-const tls = (name: string) => readFileSync(path.join(root, 'test/fixtures/tls', name), 'utf8');
 const CGROUP = '/sys/fs/cgroup/cpu/tes-heartbeat-bench';
 const PERIOD_US = 100_000; // the kubelet's CFS period
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const LIMITS_MILLICORES = [0, 1000, 500, 250, 100]; // 0: no limit
-
-const dockerfile = readFileSync(path.join(root, 'Dockerfile'), 'utf8');
-const imageFlags = (JSON.parse(/^ENTRYPOINT (.*)$/m.exec(dockerfile)?.[1] ?? '[]') as string[]).slice(1, -1);
-const imageEnv = Object.fromEntries(
-  [...dockerfile.matchAll(/^\s*(?:ENV\s+)?([A-Z_]+)=(\S+?)\s*\\?$/gm)].map((m) => [
-    m[1] as string,
-    m[2] as string,
-  ]),
-);
 
 const emulator = await startEmulator({ host: '127.0.0.1', port: 0 });
 const kube = await FakeKubeApiServer.start({
@@ -45,12 +34,6 @@ kube.set('pods', (stages()[2] as ReturnType<typeof stages>[2]).pod(kubeNow()));
 const tes = new TesClient({ baseUrl: emulator.url, timeoutMs: 5_000 });
 
 mkdirSync(CGROUP, { recursive: true });
-const TICKS_PER_SECOND = 100; // Linux USER_HZ
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND; // utime + stime
-}
 /** Periods in which the group ran out of quota (cpu.stat). */
 const throttled = () =>
   Number(/nr_throttled (\d+)/.exec(readFileSync(`${CGROUP}/cpu.stat`, 'utf8'))?.[1] ?? 0);
