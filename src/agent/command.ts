@@ -4,7 +4,7 @@
 // Once the agent runs, an internal error anywhere (an unhandled rejection, an
 // exception in a callback) is logged and the loop goes on (rule 22): a sidecar
 // that crashes loses its final heartbeat, and exit 1 would fail the task pod.
-import { EXIT_OK, reportInvalid } from '../cli/exit.ts';
+import { EXIT_INTERNAL, EXIT_OK, reportInvalid } from '../cli/exit.ts';
 import { systemClock } from '../clock.ts';
 import { agentSettings, loadAgentConfig } from '../config/agent.ts';
 import { helpText } from '../config/settings.ts';
@@ -51,6 +51,11 @@ export async function run(argv: string[]): Promise<number> {
     log.info({ tesUrl: config.tesUrl.origin, namespace: config.namespace }, 'agent starting');
     try {
       await agent.run();
+    } catch (error) {
+      // Through the logger, so the stack and any TES text in it are scrubbed (rule 11).
+      log.error({ err: error }, 'internal error: the agent stops');
+      log.flush();
+      return EXIT_INTERNAL;
     } finally {
       // A backstop, not a policy, hence a plain timer: whatever is still open must not
       // keep a finished sidecar, and with it a Job, alive (rules 15 and 22).
