@@ -3,10 +3,11 @@
 // the API down, slow, or failing — is retried with capped backoff, for as long as the
 // caller's signal allows: a slow start must not lose the Job or the node for good.
 //
-// Not p-retry, though "retry until answered" is its shape: its waits are its own
-// setTimeouts, which the Clock seam (and so the fake clock of the tests) cannot drive,
-// and its jitter (×1–2) is not the Kubernetes side's one backoff (backoff.ts, ±50%,
-// shared with the watch). What is left is the short loop below.
+// "Retry until answered" is p-retry's shape, so p-retry runs it. Its own waits are set
+// to zero and the backoff is slept in `onFailedAttempt` on the Clock, so the fake clock
+// drives it in tests and the delays are the Kubernetes side's one backoff (backoff.ts,
+// shared with the watch), not p-retry's ×1–2 jitter.
+import pRetry from 'p-retry';
 import type { Clock } from '../clock.ts';
 import { isRefusal, type KubeCall, KubeError } from './api.ts';
 import { kubeBackoffMs } from './backoff.ts';
@@ -27,22 +28,30 @@ export interface ReadRetryOptions {
   onStuck?(error: KubeError, failures: number): void;
 }
 
+/** A bad day of the API, worth another try; a refusal is final and anything else is a bug. */
+const retryable = (error: unknown): error is KubeError => error instanceof KubeError && !isRefusal(error);
+
 /** The read's result, or the KubeError of a final refusal (403 or 404). */
 export async function readUntilAnswered<T>(
   read: (call: KubeCall) => Promise<T>,
   options: ReadRetryOptions,
 ): Promise<T | KubeError> {
   const { clock, signal, timeoutMs } = options;
-  for (let failures = 1; ; failures++) {
+  try {
+    return await pRetry(() => read({ timeoutMs, signal }), {
+      retries: Number.POSITIVE_INFINITY,
+      minTimeout: 0, // the wait is ours, below
+      signal,
+      shouldRetry: ({ error }) => retryable(error),
+      onFailedAttempt: async ({ error, attemptNumber }) => {
+        if (!retryable(error)) return;
+        if (attemptNumber === STUCK_AFTER_FAILURES) options.onStuck?.(error, attemptNumber);
+        await clock.sleep(kubeBackoffMs(attemptNumber, clock.random()), signal);
+      },
+    });
+  } catch (error) {
     signal.throwIfAborted();
-    try {
-      return await read({ timeoutMs, signal });
-    } catch (error) {
-      signal.throwIfAborted();
-      if (!(error instanceof KubeError)) throw error; // a bug, not a bad day of the API
-      if (isRefusal(error)) return error;
-      if (failures === STUCK_AFTER_FAILURES) options.onStuck?.(error, failures);
-      await clock.sleep(kubeBackoffMs(failures, clock.random()), signal);
-    }
+    if (error instanceof KubeError && isRefusal(error)) return error;
+    throw error;
   }
 }
