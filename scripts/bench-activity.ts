@@ -18,7 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { kubeNow, NAMESPACE, node, POD_NAME, stages } from '../src/demo/scenario.ts';
 import { startEmulator } from '../src/emulator/server.ts';
 import { FakeKubeApiServer } from '../src/testing/fake-kube-api-server.ts';
-import { cli, imageEnv, imageFlags, procStatus, root, round, tls } from './bench-support.ts';
+import { cli, imageEnv, imageFlags, procStatus, root, round, tls, triedEnv } from './bench-support.ts';
 
 const quick = process.argv.includes('--quick');
 const countArg = process.argv.indexOf('--heartbeats');
@@ -123,6 +123,7 @@ const agent = spawn(process.execPath, [...imageFlags, '--trace-gc', cli, 'agent'
     HTTP_ADDR: '127.0.0.1:0',
     HEARTBEAT_INTERVAL: '100ms',
     LOG_LEVEL: 'error',
+    ...triedEnv,
   },
 });
 const pid = agent.pid as number;
@@ -184,7 +185,7 @@ const quarter = (xs: number[], which: 'first' | 'last') => {
 const settled = majorGcs.filter((g) => g.s >= 60);
 const result = {
   node: process.version,
-  runtime: { flags: [...imageFlags, '--trace-gc'], env: imageEnv },
+  runtime: { flags: [...imageFlags, '--trace-gc'], env: { ...imageEnv, ...triedEnv } },
   heartbeatsAccepted: beats.length,
   finalHeartbeat: beats.at(-1)?.lastHeartbeat === true,
   exitCode,

@@ -21,6 +21,11 @@ export const imageEnv = Object.fromEntries(
   ]),
 );
 
+/** Extra environment for trying runtime settings, e.g. BENCH_AGENT_ENV='{"MALLOC_ARENA_MAX":"1"}'. */
+export const triedEnv: Record<string, string> = process.env.BENCH_AGENT_ENV
+  ? (JSON.parse(process.env.BENCH_AGENT_ENV) as Record<string, string>)
+  : {};
+
 export function procStatus(pid: number): { rssMiB: number; rssAnonMiB: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (field: string) =>

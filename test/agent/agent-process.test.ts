@@ -1,13 +1,18 @@
 // The built agent as a process, as in a pod: the fake Kubernetes API over HTTPS,
 // the emulator as the TES, signals, exit codes, logs, health and metrics.
 import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type Emulator, startEmulator } from '../../src/emulator/server.ts';
 import type { HeartbeatTaskRunRequest } from '../../src/tes/types.gen.ts';
-import { type AgentProcess, startAgent } from '../support/agent-harness.ts';
+import { type AgentProcess, freePort, getListener, stopAfterEach } from '../support/agent-harness.ts';
 import { waitFor } from '../support/fake-clock.ts';
-import { type FakeKube, type KubeObject, startFakeKube, testPod } from '../support/fake-kube-api.ts';
+import {
+  containerStatus,
+  type FakeKube,
+  type KubeObject,
+  startFakeKube,
+  testPod,
+} from '../support/fake-kube-api.ts';
 
 const TOKEN = 'tes-secret-token-41a';
 const NONCE = 'nonce-secret-52b';
@@ -22,18 +27,7 @@ interface World {
   port: number;
 }
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+const after = stopAfterEach();
 
 const runningPod = (status?: KubeObject) =>
   testPod({
@@ -45,14 +39,7 @@ const runningPod = (status?: KubeObject) =>
     status: status ?? {
       phase: 'Running',
       qosClass: 'BestEffort',
-      containerStatuses: ['main', 'tes-heartbeat'].map((name) => ({
-        name,
-        ready: true,
-        restartCount: 0,
-        image: 'busybox',
-        imageID: '',
-        state: { running: { startedAt: '2026-11-29T10:00:00Z' } },
-      })),
+      containerStatuses: ['main', 'tes-heartbeat'].map((name) => containerStatus(name)),
     },
   });
 
@@ -80,7 +67,7 @@ async function world(): Promise<World> {
     },
   });
   const kube = await startFakeKube();
-  cleanups.push(
+  after.defer(
     () => emulator.close(),
     () => kube.close(),
   );
@@ -114,20 +101,10 @@ async function world(): Promise<World> {
   };
 }
 
-function run(w: World, env: Record<string, string> = {}): AgentProcess {
-  const agent = startAgent({ ...w.env, ...env });
-  cleanups.push(async () => {
-    if (agent.child.exitCode === null) agent.child.kill('SIGKILL');
-    await agent.exited;
-  });
-  return agent;
-}
+const run = (w: World, env: Record<string, string> = {}): AgentProcess => after.agent({ ...w.env, ...env });
 
 const beats = (w: World): HeartbeatTaskRunRequest[] => w.emulator.heartbeats(w.runId);
-const get = async (w: World, path: string) => {
-  const res = await fetch(`http://127.0.0.1:${w.port}${path}`);
-  return { status: res.status, body: await res.text() };
-};
+const get = (w: World, path: string) => getListener(w.port, path);
 
 describe('a task from start to completion', () => {
   it('reports the pod, serves health and metrics, and ends with one final heartbeat and exit 0', async () => {
@@ -269,7 +246,7 @@ describe('degraded reads', () => {
     const w = await world();
     const taken = createServer();
     await new Promise<void>((resolve) => taken.listen(w.port, '127.0.0.1', resolve));
-    cleanups.push(() => new Promise((resolve) => taken.close(resolve)));
+    after.defer(() => new Promise((resolve) => taken.close(resolve)));
     const agent = run(w);
     await waitFor(() => beats(w).length >= 2, 10_000, 'two heartbeats');
     const errors = agent.logs.filter((l) => l.level === 50);

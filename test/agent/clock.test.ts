@@ -6,12 +6,10 @@
 // server's certificate is older than 10 minutes, so a stepped-back clock breaks no TLS.
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { type AgentProcess, startAgent } from '../support/agent-harness.ts';
+import { describe, expect, it } from 'vitest';
+import { freePort, getListener, stopAfterEach } from '../support/agent-harness.ts';
 import { waitFor } from '../support/fake-clock.ts';
 import { startFakeKube, testPod } from '../support/fake-kube-api.ts';
 import { FaultTes } from '../support/fault-tes.ts';
@@ -21,18 +19,7 @@ const hasFaketime = existsSync(LIBFAKETIME);
 const INTERVAL_MS = 300;
 const PHASE_MS = 1_500;
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+const after = stopAfterEach();
 
 describe('rule 14: a wall-clock step changes no heartbeat timing', () => {
   it.skipIf(!hasFaketime)(
@@ -41,7 +28,7 @@ describe('rule 14: a wall-clock step changes no heartbeat timing', () => {
       const tes = await new FaultTes().start();
       const kube = await startFakeKube();
       const dir = await mkdtemp(path.join(tmpdir(), 'clock-'));
-      cleanups.push(
+      after.defer(
         () => tes.close(),
         () => kube.close(),
         () => rm(dir, { recursive: true, force: true }),
@@ -53,7 +40,7 @@ describe('rule 14: a wall-clock step changes no heartbeat timing', () => {
       const offset = path.join(dir, 'offset');
       await writeFile(offset, '+0\n');
       const port = await freePort();
-      const agent: AgentProcess = startAgent({
+      const agent = after.agent({
         LD_PRELOAD: LIBFAKETIME,
         FAKETIME_TIMESTAMP_FILE: offset,
         FAKETIME_NO_CACHE: '1',
@@ -70,14 +57,7 @@ describe('rule 14: a wall-clock step changes no heartbeat timing', () => {
         FINAL_HEARTBEAT_DEADLINE: '1s',
         HTTP_ADDR: `127.0.0.1:${port}`,
       });
-      cleanups.push(async () => {
-        if (agent.child.exitCode === null) agent.child.kill('SIGKILL');
-        await agent.exited;
-      });
-      const get = async (p: string) => {
-        const res = await fetch(`http://127.0.0.1:${port}${p}`);
-        return { status: res.status, body: await res.text() };
-      };
+      const get = (p: string) => getListener(port, p);
       await waitFor(
         async () => (await get('/readyz').catch(() => undefined))?.status === 200,
         10_000,

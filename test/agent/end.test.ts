@@ -3,15 +3,21 @@
 // injecting TES, signals sent the way the kubelet sends them.
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, open, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { HeartbeatTaskRunRequest } from '../../src/tes/types.gen.ts';
-import { type AgentProcess, startAgent } from '../support/agent-harness.ts';
+import { type AgentProcess, freePort, getListener, stopAfterEach } from '../support/agent-harness.ts';
 import { waitFor } from '../support/fake-clock.ts';
-import { type FakeKube, type KubeObject, startFakeKube, testPod, testTls } from '../support/fake-kube-api.ts';
+import {
+  COMPLETED,
+  type FakeKube,
+  type KubeObject,
+  RUNNING,
+  startFakeKube,
+  testPod,
+  testTls,
+} from '../support/fake-kube-api.ts';
 import { FaultTes } from '../support/fault-tes.ts';
 
 const NS = 'tasks';
@@ -23,30 +29,9 @@ interface World {
   env: Record<string, string>;
 }
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+const after = stopAfterEach();
 
 type Statuses = { name: string; state: Record<string, unknown> }[];
-
-const running = { running: { startedAt: '2026-11-29T10:00:00Z' } };
-const completed = {
-  terminated: {
-    exitCode: 0,
-    reason: 'Completed',
-    startedAt: '2026-11-29T10:00:00Z',
-    finishedAt: '2026-11-29T10:05:00Z',
-  },
-};
 
 /** The task pod with `main` (and the agent) in the given states; `native` puts the agent among the init containers with restartPolicy Always. */
 function pod(
@@ -61,9 +46,9 @@ function pod(
   });
   const statuses: Statuses = regular.map((name) => ({
     name,
-    state: name === 'main' ? (options.main ?? running) : running,
+    state: name === 'main' ? (options.main ?? RUNNING) : RUNNING,
   }));
-  const self = { name: 'tes-heartbeat', state: running };
+  const self = { name: 'tes-heartbeat', state: RUNNING };
   const spec = base.spec as Record<string, unknown>;
   if (options.native)
     spec.initContainers = [{ name: 'tes-heartbeat', image: 'tes-heartbeat', restartPolicy: 'Always' }];
@@ -81,7 +66,7 @@ function pod(
 async function world(): Promise<World> {
   const tes = await new FaultTes().start();
   const kube = await startFakeKube();
-  cleanups.push(
+  after.defer(
     () => tes.close(),
     () => kube.close(),
   );
@@ -107,23 +92,13 @@ async function world(): Promise<World> {
   };
 }
 
-function run(w: World, env: Record<string, string> = {}): AgentProcess {
-  const agent = startAgent({ ...w.env, ...env });
-  cleanups.push(async () => {
-    if (agent.child.exitCode === null) agent.child.kill('SIGKILL');
-    await agent.exited;
-  });
-  return agent;
-}
+const run = (w: World, env: Record<string, string> = {}): AgentProcess => after.agent({ ...w.env, ...env });
 
 const bodies = (w: World): HeartbeatTaskRunRequest[] => w.tes.requests.map((r) => r.body);
 const finals = (w: World) => bodies(w).filter((b) => b.lastHeartbeat === true);
 const mainState = (b: HeartbeatTaskRunRequest | undefined) =>
   b?.containerStatus?.find((c) => c.name === 'main')?.state;
-const get = async (w: World, path: string) => {
-  const res = await fetch(`http://127.0.0.1:${w.port}${path}`);
-  return { status: res.status, body: await res.text() };
-};
+const get = (w: World, path: string) => getListener(w.port, path);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('rule 13: Retry-After is a floor', () => {
@@ -165,7 +140,7 @@ describe('rule 16: the kubelet’s last word', () => {
     await waitFor(() => agent.logs.some((l) => l.msg === 'heartbeat acknowledged'), 5_000, 'answer taken');
     agent.child.kill('SIGTERM');
     await sleep(600); // the kubelet reports the task's exit to the API server only now
-    w.kube.server.set('pods', pod({ main: completed }));
+    w.kube.server.set('pods', pod({ main: COMPLETED }));
     expect((await agent.exited).code).toBe(0);
     expect(finals(w)).toHaveLength(1);
     expect(mainState(finals(w)[0])?.terminated).toMatchObject({ exitCode: 0, reason: 'Completed' });
@@ -187,7 +162,7 @@ describe('rule 16: the kubelet’s last word', () => {
     // TES_CA_FILE as a named pipe holds the agent inside its settings check — after its
     // signal handlers are installed, before the Kubernetes configuration is loaded.
     const dir = await mkdtemp(path.join(tmpdir(), 'end-'));
-    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    after.defer(() => rm(dir, { recursive: true, force: true }));
     const fifo = path.join(dir, 'ca.pem');
     execFileSync('mkfifo', [fifo]);
     const agent = run(w, { TES_CA_FILE: fifo });
@@ -195,7 +170,7 @@ describe('rule 16: the kubelet’s last word', () => {
     agent.child.kill('SIGTERM');
     await pipe.writeFile(testTls.ca);
     await pipe.close();
-    setTimeout(() => w.kube.server.set('pods', pod({ main: completed })), 600);
+    setTimeout(() => w.kube.server.set('pods', pod({ main: COMPLETED })), 600);
     expect(await agent.exited).toEqual({ code: 0, signal: null });
     expect(bodies(w).map((b) => b.lastHeartbeat)).toEqual([true]);
     expect(mainState(finals(w)[0])?.terminated).toMatchObject({ exitCode: 0 });
@@ -209,7 +184,7 @@ describe('rule 17: deletion', () => {
     await waitFor(() => w.tes.requests.length >= 1, 10_000, 'first heartbeat');
     await waitFor(() => w.kube.server.openWatches > 0, 5_000, 'watch open');
     // A force-deleted pod: its last state appears in the DELETED event and nowhere else.
-    const last = pod({ main: completed }) as { metadata: Record<string, unknown> };
+    const last = pod({ main: COMPLETED }) as { metadata: Record<string, unknown> };
     last.metadata.resourceVersion = '999999';
     const deletedAt = performance.now();
     w.kube.server.writeToWatches(JSON.stringify({ type: 'DELETED', object: last }));
@@ -227,7 +202,7 @@ describe('rule 18: native sidecar', () => {
     const agent = run(w, { WATCH_CONTAINERS: 'main', HEARTBEAT_INTERVAL: '300ms' });
     await waitFor(() => w.tes.requests.length >= 1, 10_000, 'first heartbeat');
     await waitFor(async () => (await get(w, '/readyz')).status === 200, 5_000, 'ready');
-    w.kube.server.set('pods', pod({ native: true, others: ['helper'], main: completed }));
+    w.kube.server.set('pods', pod({ native: true, others: ['helper'], main: COMPLETED }));
     await waitFor(() => finals(w).length === 1, 5_000, 'final heartbeat');
     const sent = w.tes.requests.length;
     await sleep(1_500); // five intervals
@@ -245,7 +220,7 @@ describe('rule 18: native sidecar', () => {
     const w = await world();
     const agent = run(w);
     await waitFor(() => w.tes.requests.length >= 1, 10_000, 'first heartbeat');
-    w.kube.server.set('pods', pod({ main: completed }));
+    w.kube.server.set('pods', pod({ main: COMPLETED }));
     expect(await agent.exited).toEqual({ code: 0, signal: null });
     expect(finals(w)).toHaveLength(1);
   });

@@ -1,10 +1,10 @@
 // Events on the task pod, done to the built agent as a process (contract: Events on
 // the task pod): the fake Kubernetes API records and checks every Event as
 // kube-apiserver would (422 on a missing field), the fault TES fails and recovers.
-import { afterEach, describe, expect, it } from 'vitest';
-import { type AgentProcess, startAgent } from '../support/agent-harness.ts';
+import { describe, expect, it } from 'vitest';
+import { type AgentProcess, stopAfterEach } from '../support/agent-harness.ts';
 import { waitFor } from '../support/fake-clock.ts';
-import { type FakeKube, startFakeKube, testPod } from '../support/fake-kube-api.ts';
+import { containerStatus, type FakeKube, startFakeKube, testPod } from '../support/fake-kube-api.ts';
 import { FaultTes } from '../support/fault-tes.ts';
 
 const TOKEN = 'tes-secret-token-7c1e0';
@@ -21,15 +21,12 @@ interface World {
   env: Record<string, string>;
 }
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const after = stopAfterEach();
 
 async function world(): Promise<World> {
   const tes = await new FaultTes().start();
   const kube = await startFakeKube();
-  cleanups.push(
+  after.defer(
     () => tes.close(),
     () => kube.close(),
   );
@@ -41,14 +38,7 @@ async function world(): Promise<World> {
       containers: ['main', 'tes-heartbeat'],
       status: {
         phase: 'Running',
-        containerStatuses: ['main', 'tes-heartbeat'].map((name) => ({
-          name,
-          ready: true,
-          restartCount: 0,
-          image: 'busybox',
-          imageID: '',
-          state: { running: { startedAt: '2026-11-29T10:00:00Z' } },
-        })),
+        containerStatuses: ['main', 'tes-heartbeat'].map((name) => containerStatus(name)),
       },
     }),
   );
@@ -75,14 +65,7 @@ async function world(): Promise<World> {
   };
 }
 
-function run(w: World, env: Record<string, string> = {}): AgentProcess {
-  const agent = startAgent({ ...w.env, ...env });
-  cleanups.push(async () => {
-    if (agent.child.exitCode === null) agent.child.kill('SIGKILL');
-    await agent.exited;
-  });
-  return agent;
-}
+const run = (w: World, env: Record<string, string> = {}): AgentProcess => after.agent({ ...w.env, ...env });
 
 const reasons = (w: World) => w.kube.server.events.created.map((e) => e.reason);
 const eventPosts = (w: World) =>

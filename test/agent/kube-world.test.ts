@@ -2,12 +2,20 @@
 // pod-level reason): the agent as a child process, the fake API server over HTTPS
 // driven by the test, the emulator as the TES.
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type Emulator, startEmulator } from '../../src/emulator/server.ts';
 import type { HeartbeatTaskRunRequest } from '../../src/tes/types.gen.ts';
-import { type AgentProcess, startAgent } from '../support/agent-harness.ts';
+import { type AgentProcess, stopAfterEach } from '../support/agent-harness.ts';
 import { waitFor } from '../support/fake-clock.ts';
-import { type FakeKube, type KubeObject, startFakeKube, testPod } from '../support/fake-kube-api.ts';
+import {
+  COMPLETED,
+  containerStatus,
+  type FakeKube,
+  type KubeObject,
+  RUNNING,
+  startFakeKube,
+  testPod,
+} from '../support/fake-kube-api.ts';
 
 const NS = 'tasks';
 const POD = 'task-pod';
@@ -20,30 +28,9 @@ interface World {
   env: Record<string, string>;
 }
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-const running = { running: { startedAt: '2026-11-29T10:00:00Z' } };
-const completed = {
-  terminated: {
-    exitCode: 0,
-    reason: 'Completed',
-    startedAt: '2026-11-29T10:00:00Z',
-    finishedAt: '2026-11-29T10:05:00Z',
-  },
-};
+const after = stopAfterEach();
 
 function pod(mainState: object, owner?: { kind: string; name: string }): KubeObject {
-  const status = (name: string, state: object) => ({
-    name,
-    ready: true,
-    restartCount: 0,
-    image: 'busybox',
-    imageID: '',
-    state,
-  });
   return testPod({
     name: POD,
     namespace: NS,
@@ -51,15 +38,15 @@ function pod(mainState: object, owner?: { kind: string; name: string }): KubeObj
     ...(owner && { owner }),
     status: {
       phase: 'Running',
-      containerStatuses: [status('main', mainState), status('tes-heartbeat', running)],
+      containerStatuses: [containerStatus('main', mainState), containerStatus('tes-heartbeat', RUNNING)],
     },
   });
 }
 
-async function world(first: KubeObject = pod(running)): Promise<World> {
+async function world(first: KubeObject = pod(RUNNING)): Promise<World> {
   const emulator = await startEmulator({});
   const kube = await startFakeKube();
-  cleanups.push(
+  after.defer(
     () => emulator.close(),
     () => kube.close(),
   );
@@ -85,14 +72,7 @@ async function world(first: KubeObject = pod(running)): Promise<World> {
   };
 }
 
-function run(w: World, env: Record<string, string> = {}): AgentProcess {
-  const agent = startAgent({ ...w.env, ...env });
-  cleanups.push(async () => {
-    if (agent.child.exitCode === null) agent.child.kill('SIGKILL');
-    await agent.exited;
-  });
-  return agent;
-}
+const run = (w: World, env: Record<string, string> = {}): AgentProcess => after.agent({ ...w.env, ...env });
 
 const beats = (w: World): HeartbeatTaskRunRequest[] => w.emulator.heartbeats(w.runId);
 const podLists = (w: World) => w.kube.server.requests.filter((r) => r.path === PODS && !r.watch);
@@ -117,11 +97,11 @@ describe('rule 19: a WATCH_CONTAINERS naming none of the containers', () => {
     const w = await world();
     const agent = run(w, { WATCH_CONTAINERS: 'mian,tes-heartbeat' });
     await waitFor(() => beats(w).length >= 1, 10_000, 'first heartbeat');
-    expect(beats(w)[0]?.containerStatus).toEqual([{ name: 'main', state: running }]);
+    expect(beats(w)[0]?.containerStatus).toEqual([{ name: 'main', state: RUNNING }]);
     const error = await agent.logged(/WATCH_CONTAINERS names none/);
     expect(error).toMatchObject({ level: 50, containers: ['mian'], reporting: ['main'] });
 
-    w.kube.server.set('pods', pod(completed));
+    w.kube.server.set('pods', pod(COMPLETED));
     expect(await exitWithin(agent, 10_000)).toEqual({ code: 0, signal: null });
     expect(beats(w).at(-1)).toMatchObject({ lastHeartbeat: true });
     expect(mainState(beats(w).at(-1))).toMatchObject({ terminated: { exitCode: 0, reason: 'Completed' } });
@@ -152,7 +132,7 @@ describe('rule 21: bounded and expiring watches', () => {
     await waitFor(() => w.kube.server.openWatches === 1 && beats(w).length >= 1, 10_000, 'watching');
     w.kube.server.failWatches({ ...status, message: 'too old resource version' });
     await waitFor(() => podLists(w).length === 2 && w.kube.server.openWatches === 1, 5_000, 're-list');
-    w.kube.server.set('pods', pod(completed));
+    w.kube.server.set('pods', pod(COMPLETED));
     expect(await exitWithin(agent, 10_000)).toEqual({ code: 0, signal: null });
     expect(mainState(beats(w).at(-1))).toMatchObject({ terminated: { reason: 'Completed' } });
   });
@@ -170,7 +150,7 @@ describe('rule 21: bounded and expiring watches', () => {
     }
     await waitFor(() => podLists(w).length === 2 && w.kube.server.openWatches === 1, 10_000, 're-list');
     await agent.logged(/watch line longer than the limit/);
-    w.kube.server.set('pods', pod(completed));
+    w.kube.server.set('pods', pod(COMPLETED));
     expect(await exitWithin(agent, 10_000)).toEqual({ code: 0, signal: null });
     expect(agent.logs.filter((l) => /not a watch event/.test(String(l.msg)))).toEqual([]);
   });
@@ -196,7 +176,7 @@ describe("KUBECONFIG with kubectl's meaning", () => {
 
 describe('a Job read failing for good', () => {
   it('500 forever: one warning after the first few tries, heartbeats go on with jobRetryCount 0', async () => {
-    const w = await world(pod(running, { kind: 'Job', name: 'job-1' }));
+    const w = await world(pod(RUNNING, { kind: 'Job', name: 'job-1' }));
     w.kube.server.failNext({ path: `/apis/batch/v1/namespaces/${NS}/jobs/job-1` }, { status: 500 }, 1_000);
     const agent = run(w, { JOB_RETRY_COUNT: 'auto', HEARTBEAT_TIMEOUT: '1s' });
     const warning = await agent.logged(/cannot read the owning Job yet/);

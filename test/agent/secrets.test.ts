@@ -1,14 +1,12 @@
 // What a TES does to the agent's credentials (contract rules 11, 12, 20, 21), done to
 // the built agent as a process: a fault-injecting TES on loopback, the fake
 // Kubernetes API over HTTPS, and the whole of stdout and stderr searched.
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Secrets } from '../../src/secrets.ts';
-import { type AgentProcess, startAgent } from '../support/agent-harness.ts';
+import { type AgentProcess, freePort, getListener, stopAfterEach } from '../support/agent-harness.ts';
 import { waitFor } from '../support/fake-clock.ts';
 import { type FakeKube, startFakeKube, testPod } from '../support/fake-kube-api.ts';
 import { FaultTes } from '../support/fault-tes.ts';
@@ -30,23 +28,12 @@ interface World {
   env: Record<string, string>;
 }
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+const after = stopAfterEach();
 
 async function world(): Promise<World> {
   const tes = await new FaultTes().start();
   const kube = await startFakeKube();
-  cleanups.push(
+  after.defer(
     () => tes.close(),
     () => kube.close(),
   );
@@ -85,14 +72,7 @@ async function world(): Promise<World> {
   };
 }
 
-function run(w: World, env: Record<string, string> = {}): AgentProcess {
-  const agent = startAgent({ ...w.env, ...env });
-  cleanups.push(async () => {
-    if (agent.child.exitCode === null) agent.child.kill('SIGKILL');
-    await agent.exited;
-  });
-  return agent;
-}
+const run = (w: World, env: Record<string, string> = {}): AgentProcess => after.agent({ ...w.env, ...env });
 
 async function stopped(agent: AgentProcess): Promise<number | null> {
   agent.child.kill('SIGTERM');
@@ -100,14 +80,7 @@ async function stopped(agent: AgentProcess): Promise<number | null> {
 }
 
 /** A listener request; status 0 while the listener is not up yet. */
-const get = async (w: World, route: string) => {
-  try {
-    const res = await fetch(`http://127.0.0.1:${w.port}${route}`);
-    return { status: res.status, body: await res.text() };
-  } catch {
-    return { status: 0, body: '' };
-  }
-};
+const get = (w: World, route: string) => getListener(w.port, route).catch(() => ({ status: 0, body: '' }));
 
 /** Every form a secret can take in a JSON log line: raw, and JSON-escaped once and twice. */
 function forms(secret: string): string[] {

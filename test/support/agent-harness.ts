@@ -1,7 +1,9 @@
 // Runs the built agent as a child process, as in a pod, against the fake
 // Kubernetes API (HTTPS) and the emulator, and collects what it says.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { type AddressInfo, createServer } from 'node:net';
 import path from 'node:path';
+import { afterEach } from 'vitest';
 
 export const CLI = path.join(import.meta.dirname, '..', '..', 'dist', 'tes-heartbeat.js');
 
@@ -63,4 +65,46 @@ export function startAgent(env: Record<string, string | undefined>, args: string
       return new Promise((resolve) => waiters.push({ match, resolve }));
     },
   };
+}
+
+/**
+ * What a test starts — servers, agents — is stopped after the test, newest first.
+ * Call once at the top of a test file.
+ */
+export function stopAfterEach(): {
+  /** Runs each cleanup after the current test. */
+  defer(...cleanups: (() => Promise<unknown>)[]): void;
+  /** Starts the built agent; it is killed after the test if still running. */
+  agent(env: Record<string, string | undefined>, args?: string[]): AgentProcess;
+} {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+  return {
+    defer: (...more) => cleanups.push(...more),
+    agent(env, args) {
+      const agent = startAgent(env, args);
+      cleanups.push(async () => {
+        if (agent.child.exitCode === null) agent.child.kill('SIGKILL');
+        await agent.exited;
+      });
+      return agent;
+    },
+  };
+}
+
+/** A loopback port free at this moment, for the agent's listener. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** A GET on the agent's listener (/healthz, /readyz, /metrics). */
+export async function getListener(port: number, path: string): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`);
+  return { status: res.status, body: await res.text() };
 }

@@ -86,3 +86,18 @@ export function testPod(options: {
     status: options.status ?? { phase: 'Pending' },
   };
 }
+
+export const RUNNING = { running: { startedAt: '2026-11-29T10:00:00Z' } };
+export const COMPLETED = {
+  terminated: {
+    exitCode: 0,
+    reason: 'Completed',
+    startedAt: '2026-11-29T10:00:00Z',
+    finishedAt: '2026-11-29T10:05:00Z',
+  },
+};
+
+/** A container's status as the kubelet reports it. */
+export function containerStatus(name: string, state: object = RUNNING): KubeObject {
+  return { name, ready: true, restartCount: 0, image: 'busybox', imageID: '', state };
+}
