@@ -3,7 +3,6 @@
 // `node scripts/bench-agent.ts [--quick] [--long]` after `npm run build`.
 // Prints one JSON object; README "Performance" quotes it.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -13,13 +12,10 @@ import { job, kubeNow, NAMESPACE, NODE_NAME, node, POD_NAME, stages } from '../s
 import { startEmulator } from '../src/emulator/server.ts';
 import { FakeKubeApiServer } from '../src/testing/fake-kube-api-server.ts';
 import { TesClient } from '../src/tes/client.ts';
+import { cli, cpuSeconds, imageEnv, imageFlags, procStatus, round, tls, triedEnv } from './bench-support.ts';
 
-const root = path.resolve(import.meta.dirname, '..');
-const cli = process.env.BENCH_CLI ?? path.join(root, 'dist/tes-heartbeat.js');
-const tls = (name: string) => readFileSync(path.join(root, 'test/fixtures/tls', name), 'utf8');
 const quick = process.argv.includes('--quick');
 const long = process.argv.includes('--long');
-const TICKS_PER_SECOND = 100; // Linux USER_HZ
 
 const emulator = await startEmulator({ host: '127.0.0.1', port: 0 });
 const heartbeatSeen: Array<() => void> = [];
@@ -59,18 +55,6 @@ async function newRun(): Promise<string> {
   return run.id as string;
 }
 
-// The agent runs as the image runs it: the Dockerfile's ENTRYPOINT flags and ENV.
-const dockerfile = readFileSync(path.join(root, 'Dockerfile'), 'utf8');
-const imageFlags = process.env.BENCH_AGENT_FLAGS
-  ? process.env.BENCH_AGENT_FLAGS.split(' ') // for trying other V8 flags
-  : (JSON.parse(/^ENTRYPOINT (.*)$/m.exec(dockerfile)?.[1] ?? '[]') as string[]).slice(1, -1);
-const imageEnv = Object.fromEntries(
-  [...dockerfile.matchAll(/^\s*(?:ENV\s+)?([A-Z_]+)=(\S+?)\s*\\?$/gm)].map((m) => [
-    m[1] as string,
-    m[2] as string,
-  ]),
-);
-
 function startAgent(runId: string, env: Record<string, string>): ChildProcess {
   return spawn(process.execPath, [...imageFlags, cli, 'agent'], {
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -85,26 +69,10 @@ function startAgent(runId: string, env: Record<string, string>): ChildProcess {
       KUBECONFIG: kubeconfig,
       HTTP_ADDR: '127.0.0.1:0',
       LOG_LEVEL: 'warn',
-      // Extra environment for trying runtime settings, e.g. BENCH_AGENT_ENV='{"NODE_OPTIONS":"…"}'.
-      ...(process.env.BENCH_AGENT_ENV
-        ? (JSON.parse(process.env.BENCH_AGENT_ENV) as Record<string, string>)
-        : {}),
+      ...triedEnv,
       ...env,
     },
   });
-}
-
-function procStatus(pid: number): { rssMiB: number; rssAnonMiB: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (field: string) =>
-    Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
-  return { rssMiB: kb('VmRSS') / 1024, rssAnonMiB: kb('RssAnon') / 1024 };
-}
-
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND; // utime + stime
 }
 
 async function stop(agent: ChildProcess): Promise<number | null> {
@@ -121,7 +89,6 @@ const percentile = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] as number;
 };
-const round = (x: number, digits = 1) => Number(x.toFixed(digits));
 
 // 1. Process start → first heartbeat received, and the CPU spent getting there.
 const startMs: number[] = [];
@@ -210,7 +177,7 @@ console.log(
   JSON.stringify(
     {
       node: process.version,
-      runtime: { flags: imageFlags, env: imageEnv },
+      runtime: { flags: imageFlags, env: { ...imageEnv, ...triedEnv } },
       startToFirstHeartbeatMs: {
         median: round(median(startMs)),
         min: round(Math.min(...startMs)),

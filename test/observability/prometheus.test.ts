@@ -7,13 +7,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { CLI, startAgent } from '../support/agent-harness.ts';
+import { CLI, freePort, startAgent } from '../support/agent-harness.ts';
 import { type FakeKube, startFakeKube, testPod } from '../support/fake-kube-api.ts';
 import { FaultTes } from '../support/fault-tes.ts';
 import { findAll, findOne, type K8sObject, RELEASE_NAMESPACE, renderChart } from '../support/helm-chart.ts';
 import {
   exposedNames,
-  freePort,
   metricNamesOf,
   poll,
   type Prometheus,

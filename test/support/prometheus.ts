@@ -3,11 +3,10 @@
 // HTTP API; and PromQL's metric names, for checking that queries name what is exposed.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
+import { freePort } from './agent-harness.ts';
 
 export interface PromSample {
   metric: Record<string, string>;
@@ -47,14 +46,6 @@ export function promtool(args: string[]): { code: number; output: string } {
   const result = spawnSync('promtool', args, { encoding: 'utf8' });
   if (result.error) throw new Error(`promtool: ${result.error.message} (./dev test installs it)`);
   return { code: result.status ?? -1, output: `${result.stdout}${result.stderr}` };
-}
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /**
