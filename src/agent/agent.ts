@@ -7,7 +7,7 @@ import type { AgentConfig } from '../config/agent.ts';
 import { BearerSource } from './bearer.ts';
 import { PodEvents } from './pod-events.ts';
 import { type HealthEvent, STALE_AFTER_INTERVALS } from '../heartbeat/health-events.ts';
-import { type EndReason, HeartbeatLoop, type HeartbeatObserver } from '../heartbeat/loop.ts';
+import { aborted, type EndReason, HeartbeatLoop, type HeartbeatObserver } from '../heartbeat/loop.ts';
 import {
   heartbeatBody,
   isTaskComplete,
@@ -412,10 +412,4 @@ export class Agent {
 /** Rule 18: the agent's own container is an init container with restartPolicy Always. */
 function isNativeSidecar(pod: Pod, selfName: string): boolean {
   return (pod.spec?.initContainers ?? []).some((c) => c.name === selfName && c.restartPolicy === 'Always');
-}
-
-/** Resolves when `signal` aborts. */
-function aborted(signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
 }

@@ -316,8 +316,8 @@ function pick(failure: Partial<AttemptFailure>): Omit<AttemptFailure, 'retryable
   };
 }
 
-/** Resolves when `signal` aborts. */
-function aborted(signal: AbortSignal): Promise<void> {
+/** Resolves when `signal` aborts (at once when it already has). */
+export function aborted(signal: AbortSignal): Promise<void> {
   if (signal.aborted) return Promise.resolve();
   return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
 }
