@@ -44,6 +44,12 @@ const runtime = dockerfile.at(-1) as Stage;
 const version = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')).version as string;
 const all = (stage: Stage, op: string) => stage.instructions.filter((i) => i.op === op).map((i) => i.args);
 const one = (stage: Stage, op: string) => all(stage, op).at(-1) ?? '';
+/** The runtime stage's ENV, as the container gets it. */
+const imageEnv = Object.fromEntries(
+  all(runtime, 'ENV')
+    .flatMap((args) => args.split(/\s+/))
+    .map((pair) => pair.split('=', 2) as [string, string]),
+);
 /** COPY's flags and paths: `--from=build --chown=0:0 a b dest` → flags, [a, b], dest. */
 function copyArgs(args: string) {
   const words = args.split(' ');
@@ -158,7 +164,7 @@ describe('the build stage, repeated outside Docker', () => {
     return spawnSync(process.execPath, [...rest, path.join(image, script), ...args], {
       cwd: path.join(image, one(runtime, 'WORKDIR')),
       encoding: 'utf8',
-      env: { PATH: nodeBin, NODE_ENV: 'production', MALLOC_ARENA_MAX: '2' },
+      env: { PATH: nodeBin, ...imageEnv },
       timeout: 20_000,
     });
   }
