@@ -70,6 +70,20 @@ afterEach(async () => {
   await kube?.close();
 });
 
+/** A NodeTracker on the fake API server, running until `stop` aborts. */
+function startTracker() {
+  api = KubeApi.load({ kubeconfig: kube.kubeconfigPath });
+  const tracker = new NodeTracker({
+    api,
+    clock: systemClock,
+    logger: silentLogger,
+    onMode: () => {},
+    requestTimeoutMs: REQUEST_TIMEOUT_MS,
+  });
+  const stop = new AbortController();
+  return { tracker, stop, running: tracker.run(stop.signal) };
+}
+
 const nodeLists = (from = 0) =>
   kube.server.requests.slice(from).filter((r) => r.path === '/api/v1/nodes' && !r.watch);
 
@@ -121,16 +135,7 @@ describe('auto mode with 5,000 nodes', () => {
   it('one 1.28 node on the last of four pages keeps the whole cluster regular', async () => {
     kube = await startFakeKube({ listCostMsPerItem: LIST_COST_MS_PER_ITEM / 4 });
     fill(kube, 2_000, (i) => (i === 1_999 ? 'v1.28.15-eks-1552ad0' : undefined));
-    api = KubeApi.load({ kubeconfig: kube.kubeconfigPath });
-    const tracker = new NodeTracker({
-      api,
-      clock: systemClock,
-      logger: silentLogger,
-      onMode: () => {},
-      requestTimeoutMs: REQUEST_TIMEOUT_MS,
-    });
-    const stop = new AbortController();
-    const running = tracker.run(stop.signal);
+    const { tracker, stop, running } = startTracker();
     await waitFor(() => tracker.isSynced, 10_000, 'synced');
     expect(tracker.mode).toBe('regular');
     kube.server.delete('nodes', undefined, node(1_999).metadata?.name as string);
@@ -142,16 +147,7 @@ describe('auto mode with 5,000 nodes', () => {
   it('a continue token that expired mid-list (compaction) starts the LIST over', async () => {
     kube = await startFakeKube({ listCostMsPerItem: LIST_COST_MS_PER_ITEM / 4 });
     fill(kube, 2_000);
-    api = KubeApi.load({ kubeconfig: kube.kubeconfigPath });
-    const tracker = new NodeTracker({
-      api,
-      clock: systemClock,
-      logger: silentLogger,
-      onMode: () => {},
-      requestTimeoutMs: REQUEST_TIMEOUT_MS,
-    });
-    const stop = new AbortController();
-    const running = tracker.run(stop.signal);
+    const { tracker, stop, running } = startTracker();
     await waitFor(() => nodeLists().length === 2, 5_000, 'the second page requested');
     kube.server.set('nodes', node(2_000));
     kube.server.compact();
