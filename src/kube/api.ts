@@ -21,7 +21,7 @@ import { Agent, type Dispatcher, ProxyAgent } from 'undici';
 import { kubeconfigFiles } from '../config/kubeconfig.ts';
 import { Problem } from '../config/settings.ts';
 import { isRecord } from '../json.ts';
-import type { Job, Node, Pod, Status, VersionInfo, WatchEvent } from './types.ts';
+import type { Job, Lease, Node, Pod, Status, VersionInfo, WatchEvent } from './types.ts';
 
 export type KubeErrorCode =
   | 'KUBE_HTTP' // the API answered with a non-success status
@@ -236,11 +236,45 @@ export class KubeApi {
     }
   }
 
-  // ---- the one write: the agent's Events on its pod (contract: Events on the task pod) ----
+  // ---- writes: Events (contract: Events on the task pod), Leases ----
 
   /** POST of a new object (JSON) to a collection path; resolves with the object the server stored. */
   async create<T>(apiPath: string, object: unknown, call: KubeCall): Promise<T> {
-    return this.request(apiPath, call, (body, where) => parseJson<T>(body, where), JSON.stringify(object));
+    return this.request(apiPath, call, (body, where) => parseJson<T>(body, where), {
+      method: 'POST',
+      body: JSON.stringify(object),
+    });
+  }
+
+  /**
+   * PUT of a whole object to its path: an update guarded by the `metadata.resourceVersion`
+   * it carries (a stale one is a KubeError with status 409 and reason `Conflict`).
+   */
+  async replace<T>(apiPath: string, object: unknown, call: KubeCall): Promise<T> {
+    return this.request(apiPath, call, (body, where) => parseJson<T>(body, where), {
+      method: 'PUT',
+      body: JSON.stringify(object),
+    });
+  }
+
+  // ---- Leases (the cluster fleet's leader election, fleet/lease-elector.ts) ----
+
+  getLease(namespace: string, name: string, call: KubeCall): Promise<Lease> {
+    return this.get<Lease>(leasePath(namespace, name), call);
+  }
+
+  /** 409 `AlreadyExists` when another process created it first. */
+  createLease(lease: Lease, call: KubeCall): Promise<Lease> {
+    return this.create<Lease>(leasePath(lease.metadata?.namespace ?? '', ''), lease, call);
+  }
+
+  /** 409 `Conflict` when the lease changed since its `metadata.resourceVersion` was read. */
+  replaceLease(lease: Lease, call: KubeCall): Promise<Lease> {
+    return this.replace<Lease>(
+      leasePath(lease.metadata?.namespace ?? '', lease.metadata?.name ?? ''),
+      lease,
+      call,
+    );
   }
 
   /** Closes every connection, open watches included. */
@@ -255,10 +289,10 @@ export class KubeApi {
     where: string,
     call: KubeCall,
     parse: (body: string, where: string) => T,
-    /** A JSON body to POST (create); a GET without. */
-    post?: string,
+    /** A JSON body to write (POST to create, PUT to replace); a GET without. */
+    write?: Write,
   ): Promise<T> {
-    const method = post === undefined ? 'GET' : 'POST';
+    const method = write?.method ?? 'GET';
     const deadline = new AbortController();
     const signal = call.signal ? AbortSignal.any([call.signal, deadline.signal]) : deadline.signal;
     let expired = false;
@@ -267,9 +301,9 @@ export class KubeApi {
       deadline.abort();
     }, call.timeoutMs);
     try {
-      const response = await this.send(where, signal, false, post);
+      const response = await this.send(where, signal, false, write);
       const body = await response.body.text();
-      const created = post !== undefined && response.statusCode === 201;
+      const created = write !== undefined && response.statusCode === 201;
       if (response.statusCode !== 200 && !created) throw httpError(where, response.statusCode, body, method);
       return parse(body, where);
     } catch (error) {
@@ -284,23 +318,23 @@ export class KubeApi {
     }
   }
 
-  /** One GET (or, with a body, POST) on the shared dispatcher, with the kubeconfig's headers. */
+  /** One GET (or, with a body, a write) on the shared dispatcher, with the kubeconfig's headers. */
   private async send(
     where: string,
     signal: AbortSignal,
     streaming: boolean,
-    post?: string,
+    write?: Write,
   ): Promise<Dispatcher.ResponseData> {
     const { dispatcher, origin, headers, prefix } = await this.prepare(where);
     return dispatcher.request({
       origin,
       path: prefix + where,
-      ...(post === undefined
+      ...(write === undefined
         ? { method: 'GET' as const, headers }
         : {
-            method: 'POST' as const,
+            method: write.method,
             headers: { ...headers, 'content-type': 'application/json' },
-            body: post,
+            body: write.body,
           }),
       signal,
       // A watch's own timers bound connecting and silence; undici's 300 s ones would only interfere.
@@ -552,6 +586,18 @@ function parseJson<T>(body: string, where: string): T {
 
 function configError(message: string, where = ''): KubeError {
   return new KubeError({ code: 'KUBE_CONFIG', message, path: where });
+}
+
+/** A write's method and JSON body. */
+interface Write {
+  method: 'POST' | 'PUT';
+  body: string;
+}
+
+/** The Lease collection of a namespace, or one Lease in it. */
+function leasePath(namespace: string, name: string): string {
+  const collection = `/apis/coordination.k8s.io/v1/namespaces/${enc(namespace)}/leases`;
+  return name ? `${collection}/${enc(name)}` : collection;
 }
 
 function enc(segment: string): string {

@@ -9,6 +9,7 @@ import type {
   V1ContainerState,
   V1ContainerStatus,
   V1Job,
+  V1Lease,
   V1Node,
   V1Pod,
   V1Status,
@@ -26,6 +27,8 @@ export type Wire<T> = T extends Date
 export type Pod = Wire<V1Pod>;
 export type Job = Wire<V1Job>;
 export type Node = Wire<V1Node>;
+/** A `coordination.k8s.io/v1` Lease; `acquireTime`/`renewTime` are MicroTime strings. */
+export type Lease = Wire<V1Lease>;
 export type Status = Wire<V1Status>;
 export type Container = Wire<V1Container>;
 export type ContainerStatus = Wire<V1ContainerStatus>;
