@@ -7,7 +7,6 @@ import { kubeconfigSetting } from './kubeconfig.ts';
 import {
   commaList,
   duration,
-  httpUrl,
   integer,
   listenAddress,
   logSettings,
@@ -20,11 +19,12 @@ import {
   settingName,
   text,
 } from './settings.ts';
+import { cleartextTesUrlProblem, tesUrlSettings } from './tes-url.ts';
 
 const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
 export const agentSettings = {
-  tesUrl: { env: 'TES_URL', flag: 'tes-url', required: true, help: 'base URL of the TES', parse: httpUrl },
+  tesUrl: tesUrlSettings.tesUrl,
   runId: {
     env: 'TES_RUN_ID',
     flag: 'run-id',
@@ -46,6 +46,7 @@ export const agentSettings = {
     help: 'extra PEM bundle trusted for the TES',
     parse: pemFile,
   },
+  allowHttp: tesUrlSettings.allowHttp,
   jwtFile: {
     env: 'TES_JWT_FILE',
     flag: 'jwt-file',
@@ -195,6 +196,8 @@ export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
   const v = parsed.values;
   if (parsed.positionals.length > 0)
     return { kind: 'invalid', problems: [`unexpected argument '${parsed.positionals[0]}'`] };
+  const cleartext = cleartextTesUrlProblem(v.tesUrl, v.allowHttp);
+  if (cleartext) return { kind: 'invalid', problems: [cleartext] };
 
   return {
     kind: 'ok',

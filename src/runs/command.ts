@@ -9,7 +9,6 @@ import {
   duration,
   flagBoolean,
   helpText,
-  httpUrl,
   integer,
   nonEmpty,
   Problem,
@@ -18,6 +17,7 @@ import {
   type Setting,
   text,
 } from '../config/settings.ts';
+import { cleartextTesUrlProblem, tesUrlSettings } from '../config/tes-url.ts';
 import { isRecord } from '../json.ts';
 import { Secrets } from '../secrets.ts';
 import { TesClient } from '../tes/client.ts';
@@ -59,7 +59,7 @@ const boolFlag = (name: string, help: string) => ({
 });
 
 const common = {
-  tesUrl: { env: 'TES_URL', flag: 'tes-url', help: 'base URL of the TES', required: true, parse: httpUrl },
+  tesUrl: tesUrlSettings.tesUrl,
   // Trimmed, and an empty TES_TOKEN means none, as for the agent.
   token: { env: 'TES_TOKEN', flag: 'token', help: 'bearer token', parse: bearerToken },
   caFile: {
@@ -68,6 +68,7 @@ const common = {
     help: 'extra PEM bundle trusted for the TES',
     parse: pemFile,
   },
+  allowHttp: tesUrlSettings.allowHttp,
   timeout: {
     flag: 'timeout',
     help: 'limit for the HTTP call',
@@ -173,9 +174,12 @@ export async function run(argv: string[]): Promise<number> {
     tesUrl: URL;
     token?: string;
     caFile?: string;
+    allowHttp: boolean;
     timeout: number;
     json: boolean;
   };
+  const cleartext = cleartextTesUrlProblem(values.tesUrl, values.allowHttp);
+  if (cleartext) return reportInvalid(command, [cleartext]);
   const bodyConflict = ['name', 'description', 'acl', 'podName', 'podUid', 'nonce', 'jobRetryCount'].filter(
     (key) => values[key] !== undefined,
   );
