@@ -14,6 +14,7 @@ import type { Socket } from 'node:net';
 import { type Clock, systemClock } from '../clock.ts';
 import type { VersionInfo, WatchEventType } from '../kube/types.ts';
 import { EVENTS_COLLECTION, FakeEvents, type FakeReply as Reply, kubeStatus } from './fake-kube-events.ts';
+import { FakeLeases, LEASES_PATH } from './fake-kube-leases.ts';
 
 export interface KubeObject {
   apiVersion?: string;
@@ -105,6 +106,8 @@ export class FakeKubeApiServer {
   readonly requests: RequestRecord[] = [];
   /** The Events API: what was recorded, and a switch to forbid it (fake-kube-events.ts). */
   readonly events = new FakeEvents();
+  /** The Lease API (fake-kube-leases.ts): resourceVersions from this server's counter. */
+  readonly leases = new FakeLeases(() => String(++this.rv));
   private readonly objects = new Map<string, KubeObject>();
   private history: HistoryEntry[] = [];
   private rv = 1000;
@@ -370,6 +373,23 @@ export class FakeKubeApiServer {
       req.on('end', () => {
         const reply = this.events.create(
           decodeURIComponent(eventsNamespace),
+          Buffer.concat(chunks).toString('utf8'),
+          this.clock.now(),
+        );
+        json(res, reply.code, reply.body);
+      });
+      return undefined;
+    }
+    const lease = LEASES_PATH.exec(url.pathname);
+    if (lease) {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        const name = lease[2] === undefined ? undefined : decodeURIComponent(lease[2]);
+        const reply = this.leases.handle(
+          record.method,
+          decodeURIComponent(lease[1] ?? ''),
+          name,
           Buffer.concat(chunks).toString('utf8'),
           this.clock.now(),
         );
