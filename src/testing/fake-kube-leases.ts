@@ -6,6 +6,8 @@
 // `leaseDurationSeconds` of 0 or less, negative `leaseTransitions`), a PUT without a
 // resourceVersion refused (the Lease strategy allows no unconditional update) and a PUT
 // of a missing Lease creating it (its strategy allows create-on-update).
+// A resource group of the fake API server (FakeKubeApiServer.extend).
+import type { FakeApiContext, FakeApiGroup, FakeApiRequest } from './fake-kube-api-server.ts';
 import type { FakeReply } from './fake-kube-events.ts';
 import { kubeStatus } from './fake-kube-events.ts';
 
@@ -33,16 +35,23 @@ export interface LeaseWrite {
   at: number;
 }
 
-export class FakeLeases {
+export class FakeLeases implements FakeApiGroup {
   /** Every accepted write, in order. */
   readonly writes: LeaseWrite[] = [];
   private readonly leases = new Map<string, StoredLease>();
   private uids = 0;
   private readonly nextResourceVersion: () => string;
 
-  /** `nextResourceVersion` is the server's counter: versions stay unique across resources, as etcd's. */
+  /** `nextResourceVersion`: the server's counter, so versions stay unique across resources, as etcd's. */
   constructor(nextResourceVersion: () => string) {
     this.nextResourceVersion = nextResourceVersion;
+  }
+
+  serve(request: FakeApiRequest, context: FakeApiContext): FakeReply | undefined {
+    const path = LEASES_PATH.exec(request.path);
+    if (!path) return undefined;
+    const name = path[2] === undefined ? undefined : decodeURIComponent(path[2]);
+    return this.handle(request.method, decodeURIComponent(path[1] ?? ''), name, request.body, context.now());
   }
 
   /** A stored Lease (a copy), or undefined. */
@@ -59,7 +68,13 @@ export class FakeLeases {
   }
 
   /** Answers one request on the Lease paths; `text` is the request body. */
-  handle(method: string, namespace: string, name: string | undefined, text: string, now: number): FakeReply {
+  private handle(
+    method: string,
+    namespace: string,
+    name: string | undefined,
+    text: string,
+    now: number,
+  ): FakeReply {
     if (method === 'GET') {
       if (!name) return this.list(namespace);
       const lease = this.leases.get(`${namespace}/${name}`);
