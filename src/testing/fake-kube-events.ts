@@ -3,6 +3,8 @@
 // Event (pkg/apis/core/validation/events.go, ValidateEventCreate): 422 with one cause
 // per missing or invalid field, 400 for an eventTime that is not a MicroTime (a decode
 // error there), and a switch that answers 403 as RBAC would without `events create`.
+// A resource group of the fake API server (FakeKubeApiServer.extend).
+import type { FakeApiContext, FakeApiGroup, FakeApiRequest } from './fake-kube-api-server.ts';
 
 /** An answer of the fake API server: a status code and a JSON body. */
 export interface FakeReply {
@@ -21,16 +23,22 @@ export const EVENTS_COLLECTION = /^\/apis\/events\.k8s\.io\/v1\/namespaces\/([^/
 // MicroTime's layout, RFC3339Micro: exactly six fractional digits.
 const MICRO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})$/;
 // validation.IsQualifiedName: an optional DNS-subdomain prefix and a name of at most 63.
-const QUALIFIED_NAME =
+export const QUALIFIED_NAME =
   /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$/;
 const LIMIT = { reportingInstance: 128, action: 128, reason: 128, note: 1024 } as const;
 
-export class FakeEvents {
+export class FakeEvents implements FakeApiGroup {
   /** Every Event the server accepted, as stored (with its generated name), in order. */
   readonly created: Record<string, unknown>[] = [];
   /** Answer every create with 403, as without RBAC's `events create`. */
   forbidden = false;
   private names = 0;
+
+  serve(request: FakeApiRequest, context: FakeApiContext): FakeReply | undefined {
+    const namespace = EVENTS_COLLECTION.exec(request.path)?.[1];
+    if (namespace === undefined || request.method !== 'POST') return undefined;
+    return this.create(decodeURIComponent(namespace), request.body, context.now());
+  }
 
   /** A POST to the namespace's collection, body as received. */
   create(namespace: string, text: string, now: number): FakeReply {
