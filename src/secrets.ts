@@ -3,6 +3,10 @@
 // ErrorResponse message, a text/plain body, and so in stack traces and causes).
 // This is the one place that knows those values; the logger, the TES client and
 // the `runs` command all scrub through it.
+//
+// The fleet holds thousands of runs, each with a nonce and jwts: scrubbing looks every
+// value up by its first MIN_SCRUBBED_LENGTH characters, so a line costs the same with
+// ten secrets or fifty thousand, and a run's values are forgotten when the run ends.
 
 /** Shorter values are redacted by field path only: scrubbing them would mangle every line. */
 export const MIN_SCRUBBED_LENGTH = 6;
@@ -17,43 +21,142 @@ export const ROTATING_KEPT = 64;
 
 const REDACTED = '[redacted]';
 
-export class Secrets {
-  private readonly fixed = new Map<string, string[]>();
-  /** Per kind, in the order last seen: the oldest is forgotten first. */
-  private readonly rotating = new Map<string, Map<string, string[]>>();
+/** Where a bearer or a run records the values it meets: the process's scrubber, or one run's share of it. */
+export interface SecretSink {
+  /** A value now in use or just received, of one `kind` ('jwt', 'token file', 'nonce'), refused ones included. */
+  add(kind: string, value: string | undefined): void;
+}
+
+/** Values per kind, in the order last seen (the oldest is forgotten first), at most `keep` per kind. */
+class Rotating {
+  readonly kinds = new Map<string, Set<string>>();
   private readonly keep: number;
-  /** Every form of every value, longest first, so no value is cut apart by one inside it; rebuilt after `add`. */
-  private ordered: string[] | undefined;
+
+  constructor(keep: number) {
+    this.keep = keep;
+  }
+
+  /** Whether `value` is new to its kind, and the value it pushed out, if any. */
+  add(kind: string, value: string): { added: boolean; out?: string } {
+    let values = this.kinds.get(kind);
+    if (!values) {
+      values = new Set();
+      this.kinds.set(kind, values);
+    }
+    const added = !values.delete(value);
+    values.add(value);
+    if (values.size <= this.keep) return { added };
+    const out = values.values().next().value as string;
+    values.delete(out);
+    return { added, out };
+  }
+
+  *all(): Iterable<string> {
+    for (const values of this.kinds.values()) yield* values;
+  }
+}
+
+export class Secrets implements SecretSink {
+  /** Kept for good (TES_TOKEN, TES_NONCE). */
+  private readonly fixed = new Set<string>();
+  private readonly rotating: Rotating;
+  /** How many holdings (the process's kinds, each run's) use a form: it is scrubbed while any does. */
+  private readonly held = new Map<string, number>();
+  /** Every held form, by its first MIN_SCRUBBED_LENGTH characters, longest first. */
+  private readonly byPrefix = new Map<string, string[]>();
 
   /** `fixed` are kept for good (TES_TOKEN, TES_NONCE); `keep` bounds the rotating ones. */
   constructor(fixed: Iterable<string | undefined> = [], keep = ROTATING_KEPT) {
-    this.keep = keep;
-    for (const value of fixed) if (scrubbable(value)) this.fixed.set(value, forms(value));
+    this.rotating = new Rotating(keep);
+    for (const value of fixed) {
+      if (!scrubbable(value) || this.fixed.has(value)) continue;
+      this.fixed.add(value);
+      this.hold(value);
+    }
   }
 
-  /** A value now in use or just received, of one `kind` ('jwt', 'token file'), refused ones included. */
   add(kind: string, value: string | undefined): void {
     if (!scrubbable(value) || this.fixed.has(value)) return;
-    let values = this.rotating.get(kind);
-    if (!values) {
-      values = new Map();
-      this.rotating.set(kind, values);
-    }
-    values.delete(value);
-    values.set(value, forms(value));
-    if (values.size > this.keep) values.delete(values.keys().next().value as string);
-    this.ordered = undefined;
+    this.keepIn(this.rotating, kind, value);
+  }
+
+  /**
+   * One run's share (the fleet): its nonce and its newest `keep` values of each kind
+   * (jwts), forgotten by `forget()` when the run ends. The process's own values stay.
+   */
+  forRun(keep: number): RunSecrets {
+    const rotating = new Rotating(keep);
+    let forgotten = false;
+    return {
+      add: (kind, value) => {
+        if (!forgotten && scrubbable(value)) this.keepIn(rotating, kind, value);
+      },
+      forget: () => {
+        if (forgotten) return;
+        forgotten = true;
+        for (const value of rotating.all()) this.release(value);
+        rotating.kinds.clear();
+      },
+    };
   }
 
   /** `text` with every known secret, raw or JSON-escaped, replaced by `[redacted]`. */
   scrub(text: string): string {
-    this.ordered ??= [this.fixed, ...this.rotating.values()]
-      .flatMap((list) => [...list.values()].flat())
-      .sort((a, b) => b.length - a.length);
-    let out = text;
-    for (const form of this.ordered) if (out.includes(form)) out = out.replaceAll(form, REDACTED);
-    return out;
+    if (this.byPrefix.size === 0) return text;
+    let out = '';
+    let copied = 0;
+    for (let at = 0; at <= text.length - MIN_SCRUBBED_LENGTH; ) {
+      const hit = this.byPrefix
+        .get(text.slice(at, at + MIN_SCRUBBED_LENGTH))
+        ?.find((form) => text.startsWith(form, at));
+      if (hit === undefined) {
+        at++;
+        continue;
+      }
+      out += text.slice(copied, at) + REDACTED;
+      at += hit.length;
+      copied = at;
+    }
+    return copied === 0 ? text : out + text.slice(copied);
   }
+
+  private keepIn(rotating: Rotating, kind: string, value: string): void {
+    const { added, out } = rotating.add(kind, value);
+    if (added) this.hold(value);
+    if (out !== undefined) this.release(out);
+  }
+
+  private hold(value: string): void {
+    for (const form of forms(value)) {
+      const count = this.held.get(form) ?? 0;
+      this.held.set(form, count + 1);
+      if (count > 0) continue;
+      const key = form.slice(0, MIN_SCRUBBED_LENGTH);
+      const list = [...(this.byPrefix.get(key) ?? []), form].sort((a, b) => b.length - a.length);
+      this.byPrefix.set(key, list);
+    }
+  }
+
+  private release(value: string): void {
+    for (const form of forms(value)) {
+      const count = this.held.get(form) ?? 0;
+      if (count > 1) {
+        this.held.set(form, count - 1);
+        continue;
+      }
+      this.held.delete(form);
+      const key = form.slice(0, MIN_SCRUBBED_LENGTH);
+      const list = (this.byPrefix.get(key) ?? []).filter((f) => f !== form);
+      if (list.length > 0) this.byPrefix.set(key, list);
+      else this.byPrefix.delete(key);
+    }
+  }
+}
+
+/** One run's values in the process's scrubber. */
+export interface RunSecrets extends SecretSink {
+  /** The run ended: its values are no longer scrubbed (unless another holder still uses them). */
+  forget(): void;
 }
 
 function scrubbable(value: string | undefined): value is string {

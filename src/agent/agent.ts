@@ -1,30 +1,22 @@
-// The agent: wires the pod source, the pure mapping, the heartbeat loop, the TES
-// client and the listener together. Start-up order follows contract rule 1: the
-// first heartbeat waits for the pod (and, with JOB_RETRY_COUNT=auto, the Job) at
-// most HEARTBEAT_TIMEOUT each, then goes out whatever is known.
+// The agent: the engine (engine/task-run.ts) with one run, its settings from env. What
+// only a sidecar does stays here: the watch on its own pod, the start-up order of rule 1
+// (the first heartbeat waits for the pod and, with JOB_RETRY_COUNT=auto, the Job at most
+// HEARTBEAT_TIMEOUT each, then goes out whatever is known), the kubelet's last word after
+// SIGTERM (rule 16), the native sidecar's wait (rule 18), and its listener.
 import type { Clock } from '../clock.ts';
 import type { AgentConfig } from '../config/agent.ts';
-import { BearerSource } from './bearer.ts';
-import { PodEvents } from './pod-events.ts';
-import { type HealthEvent, STALE_AFTER_INTERVALS } from '../heartbeat/health-events.ts';
-import { aborted, type EndReason, HeartbeatLoop, type HeartbeatObserver } from '../heartbeat/loop.ts';
-import {
-  heartbeatBody,
-  isTaskComplete,
-  type MappingOptions,
-  type PodFacts,
-  reportedContainers,
-  stateSignature,
-  watchedContainers,
-} from '../heartbeat/mapping.ts';
+import { RunBearer, TokenSource } from '../engine/bearer.ts';
+import { ClusterFacts } from '../engine/cluster-facts.ts';
+import { TaskRun } from '../engine/task-run.ts';
+import type { HealthEvent } from '../heartbeat/health-events.ts';
+import { aborted, type EndReason } from '../heartbeat/loop.ts';
 import { AgentMetrics } from '../http/agent-metrics.ts';
 import { type Listener, type Readiness, startListener } from '../http/listener.ts';
-import type { Pod } from '../kube/types.ts';
 import { KubeApi, KubeError } from '../kube/api.ts';
 import { PodEventWriter } from '../kube/events.ts';
-import { jobFailedCount, owningJobName } from '../kube/job.ts';
+import { owningJobName } from '../kube/job.ts';
 import { watchPod } from '../kube/pod-watch.ts';
-import { readUntilAnswered } from '../kube/read-retry.ts';
+import type { Pod } from '../kube/types.ts';
 import type { Logger } from '../log.ts';
 import type { Secrets } from '../secrets.ts';
 import { TesClient } from '../tes/client.ts';
@@ -51,32 +43,22 @@ export interface AgentDeps {
 export class Agent {
   private readonly config: AgentConfig;
   private readonly deps: AgentDeps;
-  private readonly facts: PodFacts = { jobRetryCount: 0 };
-  private readonly mapping: MappingOptions;
   private readonly metrics = new AgentMetrics();
   private readonly tes: TesClient;
-  private readonly loop: HeartbeatLoop;
-  /** Everything the loop reports goes to each of these (the metrics; the Events recorder joins here). */
-  private readonly observers: HeartbeatObserver[] = [this.metrics];
-  /** Events on the own pod (EVENTS=on); "three intervals after the start" counts from construction. */
-  private readonly events: PodEvents | undefined;
+  private readonly run: TaskRun;
   private eventWriter: PodEventWriter | undefined;
   private readonly stopped = new AbortController();
   /** SIGTERM/SIGINT has come (a native sidecar waits for it after the final heartbeat). */
   private readonly signalled = new AbortController();
-  private endReason: EndReason | undefined;
   /** Set once the final heartbeat is done: readiness stands still from then on. */
   private finalReadiness: Readiness | undefined;
   private kube: KubeApi | undefined;
+  private facts: ClusterFacts | undefined;
   private kubeLoaded!: (kube: KubeApi | undefined) => void;
-  /** The Kubernetes client once run() loaded its configuration (undefined: none). */
+  /** The Kubernetes client once start() loaded its configuration (undefined: none). */
   private readonly kubeReady = new Promise<KubeApi | undefined>((resolve) => {
     this.kubeLoaded = resolve;
   });
-  /** Counts pod snapshots taken, so a slow GET never overwrites a newer watch event. */
-  private podVersions = 0;
-  private podDeleted = false;
-  private warnedMissing = false;
   private firstPod: (() => void) | undefined;
   private jobRead: Promise<void> | undefined;
   private nodeRead: Promise<void> | undefined;
@@ -84,14 +66,6 @@ export class Agent {
   constructor(config: AgentConfig, deps: AgentDeps) {
     this.config = config;
     this.deps = deps;
-    this.mapping = {
-      podName: config.podName,
-      selfName: config.selfName,
-      hardwareDetails: config.hardwareDetails,
-      ...(config.nonce ? { nonce: config.nonce } : {}),
-      ...(config.watchContainers ? { watchContainers: config.watchContainers } : {}),
-    };
-    if (typeof config.jobRetryCount === 'number') this.facts.jobRetryCount = config.jobRetryCount;
     this.tes = new TesClient({
       baseUrl: config.tesUrl,
       timeoutMs: config.timeoutMs,
@@ -99,44 +73,35 @@ export class Agent {
       secrets: deps.secrets,
       ...(config.ca ? { ca: config.ca } : {}),
     });
-    const bearer = new BearerSource({
+    const tokens = new TokenSource({
       log: deps.log,
       secrets: deps.secrets,
       ...(config.token ? { token: config.token } : {}),
       ...(config.tokenFile
         ? { tokenFile: config.tokenFile.path, tokenFileContent: config.tokenFile.content }
         : {}),
-      ...(config.jwtFile ? { jwtFile: config.jwtFile } : {}),
     });
-    this.loop = new HeartbeatLoop({
+    this.run = new TaskRun({
+      runId: config.runId,
+      podName: config.podName,
+      nonce: config.nonce,
+      watchContainers: config.watchContainers,
+      ...(typeof config.jobRetryCount === 'number' ? { jobRetryCount: config.jobRetryCount } : {}),
+      policy: config,
       clock: deps.clock,
       log: deps.log,
-      intervalMs: config.intervalMs,
-      minGapMs: config.minGapMs,
-      finalDeadlineMs: config.finalDeadlineMs,
-      body: (last) => heartbeatBody(this.facts, this.mapping, last),
-      signature: () => (this.facts.pod ? stateSignature(this.facts.pod, this.mapping) : ''),
       send: (body, token, signal) =>
         this.tes.heartbeatTaskRun(config.runId, body, { ...(token ? { token } : {}), signal }),
-      bearer,
       resetConnections: () => this.tes.resetConnections(),
-      observer: {
-        attempt: (seconds) => {
-          for (const o of this.observers) o.attempt(seconds);
-        },
-        heartbeat: (result, at, detail) => {
-          for (const o of this.observers) o.heartbeat(result, at, detail);
-        },
-      },
+      bearer: new RunBearer({
+        tokens,
+        log: deps.log,
+        secrets: deps.secrets,
+        ...(config.jwtFile ? { jwtFile: config.jwtFile } : {}),
+      }),
+      writeEvent: config.events ? (event, signal) => this.recordEvent(event, signal) : undefined,
+      observers: [this.metrics],
     });
-    if (config.events) {
-      this.events = new PodEvents({
-        clock: deps.clock,
-        intervalMs: config.intervalMs,
-        write: (event, signal) => this.recordEvent(event, signal),
-      });
-      this.observers.push(this.events);
-    }
   }
 
   /** SIGTERM/SIGINT (rules 8 and 16): wait for the kubelet's last word, then the final heartbeat. */
@@ -146,18 +111,22 @@ export class Agent {
   }
 
   private end(reason: EndReason, prepare?: Promise<void>): void {
-    if (this.loop.ending) return;
-    this.endReason = reason;
-    this.loop.end(reason, prepare);
+    this.run.end(reason, prepare);
   }
 
-  async run(): Promise<void> {
+  async start(): Promise<void> {
     const { log } = this.deps;
     const listening = this.startListener();
     let watching: Promise<void> = Promise.resolve();
     try {
       try {
         this.kube = KubeApi.load(this.config.kubeconfig ? { kubeconfig: this.config.kubeconfig } : {});
+        this.facts = new ClusterFacts({
+          api: this.kube,
+          clock: this.deps.clock,
+          timeoutMs: this.config.timeoutMs,
+          signal: this.stopped.signal,
+        });
       } catch (error) {
         log.error({ err: error }, 'no Kubernetes API configuration: heartbeats go on without the pod');
       }
@@ -167,19 +136,16 @@ export class Agent {
         watching = this.watch(this.kube).catch((error: unknown) => {
           log.error({ err: error }, 'the pod watch stopped: heartbeats go on with the last snapshot');
         });
-      if (this.kube && !this.loop.ending) {
+      if (this.kube && !this.run.ending) {
         await this.firstPodOrTimeout();
         if (this.jobRead) await this.bounded(this.jobRead);
       }
-      await this.loop.run();
+      await this.run.run();
       // Rule 18 and "where rules meet": after the final heartbeat nothing more is reported.
-      this.finalReadiness = this.readiness();
+      this.finalReadiness = this.run.readiness();
       this.stopped.abort();
-      if (
-        this.endReason === 'complete' &&
-        this.facts.pod &&
-        isNativeSidecar(this.facts.pod, this.config.selfName)
-      ) {
+      const pod = this.run.pod;
+      if (this.run.endReason === 'complete' && pod && isNativeSidecar(pod, this.config.selfName)) {
         // Exiting would make the kubelet restart a native sidecar, and the new process
         // would beat a finished run: wait for the SIGTERM that ends the pod instead.
         log.info('final heartbeat sent; a native sidecar waits for its SIGTERM');
@@ -195,7 +161,7 @@ export class Agent {
         this.nodeRead,
         this.tes.close(),
         // The final Event may still be on its way: the API connection closes after it.
-        (this.events?.close(FINAL_EVENT_MS) ?? Promise.resolve()).then(() => this.kube?.close()),
+        this.run.closeEvents(FINAL_EVENT_MS).then(() => this.kube?.close()),
         listening.then((l) => l?.close()),
       ]);
       const grace = new AbortController();
@@ -214,20 +180,10 @@ export class Agent {
       ...httpAddr,
       log: this.deps.log,
       // Alive while the loop ticks; a native sidecar waiting for its SIGTERM is alive too.
-      healthy: () => this.finalReadiness !== undefined || this.loop.alive(),
-      readiness: () => this.finalReadiness ?? this.readiness(),
+      healthy: () => this.finalReadiness !== undefined || this.run.alive(),
+      readiness: () => this.finalReadiness ?? this.run.readiness(),
       metrics: () => this.metrics.render(),
     });
-  }
-
-  /** Ready once a heartbeat succeeded and while the last success is under three intervals old (monotonic). */
-  private readiness(): Readiness {
-    const last = this.loop.lastSuccessAt;
-    if (last === undefined) return { ready: false, reason: 'no heartbeat has succeeded yet' };
-    // The same rule raises HeartbeatFailing (heartbeat/health-events.ts).
-    if (this.deps.clock.monotonic() - last >= STALE_AFTER_INTERVALS * this.config.intervalMs)
-      return { ready: false, reason: 'the last successful heartbeat is older than three intervals' };
-    return { ready: true };
   }
 
   /** Writes one Event once the Kubernetes client is loaded; without one there is nowhere to write. */
@@ -238,7 +194,7 @@ export class Agent {
     this.eventWriter ??= new PodEventWriter({
       api: kube,
       log: this.deps.log,
-      pod: () => ({ namespace, name: podName, uid: this.facts.pod?.metadata?.uid }),
+      pod: () => ({ namespace, name: podName, uid: this.run.pod?.metadata?.uid }),
       now: () => this.deps.clock.now(),
       timeoutMs,
     });
@@ -256,87 +212,40 @@ export class Agent {
       log: this.deps.log,
       signal: this.stopped.signal,
       onPod: (pod) => this.podSeen(pod),
-      onDeleted: (last) => this.deleted(last),
+      onDeleted: (last) => this.run.deleted(last),
       onRestart: () => this.metrics.watchRestarted(),
     });
   }
 
-  /** Rule 17: the DELETED event's object is the last snapshot; a deletion does not wait. */
-  private deleted(last: Pod | undefined): void {
-    this.podDeleted = true;
-    if (last) this.podSeen(last);
-    this.end('pod-deleted');
-  }
-
   private podSeen(pod: Pod): void {
-    this.podVersions++;
-    this.facts.pod = pod;
+    this.run.podSeen(pod);
     this.firstPod?.();
-    if (!this.warnedMissing) {
-      const { names, missing, fellBack } = watchedContainers(pod, this.mapping);
-      this.warnedMissing = true;
-      if (fellBack)
-        this.deps.log.error(
-          { containers: missing, reporting: names },
-          "WATCH_CONTAINERS names none of the pod's containers: reporting the default set instead",
-        );
-      else if (missing.length > 0)
-        this.deps.log.warn(
-          { containers: missing },
-          'WATCH_CONTAINERS names containers the pod does not have',
-        );
-    }
     this.startReads(pod);
-    this.loop.podUpdated();
-    if (isTaskComplete(pod, this.mapping)) this.end('complete');
   }
 
   /** The Job and node are read once each, retried until answered (rule 1). */
   private startReads(pod: Pod): void {
-    const kube = this.kube;
-    if (!kube) return;
+    const facts = this.facts;
+    if (!facts) return;
     const { log } = this.deps;
-    const options = { clock: this.deps.clock, signal: this.stopped.signal, timeoutMs: this.config.timeoutMs };
     if (this.config.jobRetryCount === 'auto' && !this.jobRead) {
       const job = owningJobName(pod);
       this.jobRead = !job
         ? Promise.resolve()
-        : readUntilAnswered((call) => kube.getJob(this.config.namespace, job, call), {
-            ...options,
-            onStuck: (error, failures) =>
-              log.warn(
-                { err: error, job, failures },
-                'cannot read the owning Job yet: jobRetryCount stays 0; still trying',
-              ),
-          }).then((answer) => {
-            if (answer instanceof Error) {
-              log.warn({ err: answer, job }, 'cannot read the owning Job: jobRetryCount stays 0');
-              return;
-            }
-            this.facts.jobRetryCount = jobFailedCount(answer);
+        : facts.jobFailed(this.config.namespace, job, log).then((failed) => {
+            if (failed !== undefined) this.run.jobRetryCount(failed);
           });
     }
     const nodeName = pod.spec?.nodeName;
     if (this.config.hardwareDetails && nodeName && !this.nodeRead) {
-      this.nodeRead = readUntilAnswered((call) => kube.getNode(nodeName, call), {
-        ...options,
-        onStuck: (error, failures) =>
-          log.warn({ err: error, node: nodeName, failures }, 'cannot read the node yet: still trying'),
-      }).then((answer) => {
-        if (answer instanceof Error) {
-          log.warn(
-            { err: answer, node: nodeName },
-            "cannot read the node: hardware details carry the pod's part only",
-          );
-          return;
-        }
-        this.facts.node = answer;
+      this.nodeRead = facts.node(nodeName, log).then((node) => {
+        if (node) this.run.nodeSeen(node);
       });
     }
   }
 
   private firstPodOrTimeout(): Promise<void> {
-    if (this.facts.pod) return Promise.resolve();
+    if (this.run.pod) return Promise.resolve();
     return this.bounded(
       new Promise<void>((resolve) => {
         this.firstPod = resolve;
@@ -347,7 +256,7 @@ export class Agent {
   /** Waits for `work` at most HEARTBEAT_TIMEOUT, or until the end is seen. */
   private async bounded(work: Promise<unknown>): Promise<void> {
     const timer = new AbortController();
-    const signal = AbortSignal.any([timer.signal, this.loop.endSignal]);
+    const signal = AbortSignal.any([timer.signal, this.run.endSignal]);
     try {
       await Promise.race([work, this.deps.clock.sleep(this.config.timeoutMs, signal).catch(() => undefined)]);
     } finally {
@@ -366,9 +275,10 @@ export class Agent {
     const kube = await this.kubeReady;
     if (!kube) return;
     const { clock, log } = this.deps;
+    const run = this.run;
     const until = clock.monotonic() + FINAL_POD_REFRESH_MS;
     const timer = new AbortController();
-    const signal = AbortSignal.any([timer.signal, this.loop.giveWaySignal]);
+    const signal = AbortSignal.any([timer.signal, run.giveWaySignal]);
     clock.sleep(FINAL_POD_REFRESH_MS, timer.signal).then(
       () => timer.abort(),
       () => undefined,
@@ -376,36 +286,30 @@ export class Agent {
     let warned = false;
     try {
       for (;;) {
-        const seen = this.podVersions;
+        const seen = run.versions;
         try {
           const pod = await kube.getPod(this.config.namespace, this.config.podName, {
             timeoutMs: Math.max(1, until - clock.monotonic()),
             signal,
           });
           // A watch event that came while the GET was out is at least as new.
-          if (this.podVersions === seen && !this.podDeleted) this.podSeen(pod);
+          if (run.versions === seen && !run.deletedSeen) this.podSeen(pod);
         } catch (error) {
           if (signal.aborted) return;
           if (error instanceof KubeError && error.status === 404) return; // gone: nothing newer will come
           if (!warned) log.warn({ err: error }, 'could not refresh the pod before the final heartbeat');
           warned = true;
         }
-        if (this.podDeleted || (this.facts.pod && this.allTerminated(this.facts.pod))) return;
+        if (run.deletedSeen || (run.pod && run.allTerminated(run.pod))) return;
         await clock.sleep(Math.min(FINAL_POD_POLL_MS, until - clock.monotonic()), signal);
       }
     } catch {
       // the 2 s or the final heartbeat's share ran out: it goes out with the newest snapshot
     } finally {
       timer.abort();
-      if (this.facts.pod && !this.allTerminated(this.facts.pod))
+      if (run.pod && !run.allTerminated(run.pod))
         log.info('the final heartbeat goes out while a watched container still runs');
     }
-  }
-
-  private allTerminated(pod: Pod): boolean {
-    const phase = pod.status?.phase;
-    if (phase === 'Succeeded' || phase === 'Failed') return true;
-    return reportedContainers(pod, this.mapping).every((c) => c.state.terminated !== undefined);
   }
 }
 

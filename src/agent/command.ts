@@ -50,7 +50,7 @@ export async function run(argv: string[]): Promise<number> {
     if (signalled) agent.stop();
     log.info({ tesUrl: config.tesUrl.origin, namespace: config.namespace }, 'agent starting');
     try {
-      await agent.run();
+      await agent.start();
     } catch (error) {
       // Through the logger, so the stack and any TES text in it are scrubbed (rule 11).
       log.error({ err: error }, 'internal error: the agent stops');

@@ -17,6 +17,9 @@ import { type AttemptFailure, retryDecision } from './retry-policy.ts';
 
 export type EndReason = 'complete' | 'signal' | 'pod-deleted';
 
+/** How the loop ended: its final heartbeat acknowledged or not, or abandoned without one. */
+export type LoopOutcome = 'final-sent' | 'final-failed' | 'abandoned';
+
 /** Where the bearer token comes from (contract rule 6). */
 export interface Bearer {
   current(): Promise<string | undefined>;
@@ -91,8 +94,13 @@ export class HeartbeatLoop {
   private readonly cutOff = new AbortController();
   /** Cancels the timers above once the loop is done, so none keeps the process alive. */
   private readonly timers = new AbortController();
+  /** Aborted when the loop stops without a final heartbeat (`abandon`). */
+  private readonly abandoned = new AbortController();
+  /** Aborted when even a final heartbeat already due must stop (`abandon` with `evenFinal`). */
+  private readonly abandonedFinal = new AbortController();
   private beforeFinal: Promise<unknown> = Promise.resolve();
   private finalSent = false;
+  private finalAcknowledged = false;
   /** Failures that repeat until someone fixes the setup, logged at error once each (rule 20). */
   private readonly loggedOnce = new Set<string>();
   private tickedAt: number;
@@ -146,10 +154,26 @@ export class HeartbeatLoop {
     this.wake.abort();
   }
 
-  /** Runs until the final heartbeat was acknowledged or its deadline passed. */
-  async run(): Promise<void> {
+  /**
+   * Stops the loop without a final heartbeat: the attempt in flight is aborted and
+   * nothing more is sent (the fleet's SIGTERM: the task goes on and the next fleet takes
+   * over; a lost leadership). A final heartbeat already due still goes out unless
+   * `evenFinal` (a leader that lost its lease must fall silent at once).
+   */
+  abandon(why: string, options: { evenFinal?: boolean } = {}): void {
+    const reason = new Error(`heartbeat attempt cut off: ${why}`);
+    if (!this.ending && !this.abandoned.signal.aborted)
+      this.o.log.info({ why }, 'heartbeats stop without a final one');
+    this.abandoned.abort(reason);
+    if (options.evenFinal) this.abandonedFinal.abort(reason);
+    this.wake.abort();
+  }
+
+  /** Runs until the final heartbeat was acknowledged or its deadline passed, or the loop was abandoned. */
+  async run(): Promise<LoopOutcome> {
     try {
       while (!this.ending) {
+        if (this.abandoned.signal.aborted) return 'abandoned';
         this.tick();
         const wait = this.nextDueAt() - this.o.clock.monotonic();
         if (wait > 0) {
@@ -158,8 +182,15 @@ export class HeartbeatLoop {
         }
         await this.beat(false);
       }
-      await Promise.race([this.beforeFinal, aborted(this.giveWay.signal)]);
+      await Promise.race([
+        this.beforeFinal,
+        aborted(this.giveWay.signal),
+        aborted(this.abandonedFinal.signal),
+      ]);
+      if (this.abandonedFinal.signal.aborted) return 'abandoned';
       await this.beat(true);
+      if (this.abandonedFinal.signal.aborted) return 'abandoned';
+      return this.finalAcknowledged ? 'final-sent' : 'final-failed';
     } finally {
       this.timers.abort();
     }
@@ -199,7 +230,10 @@ export class HeartbeatLoop {
     this.nextPeriodicAt = start + this.o.intervalMs * (1 - JITTER + 2 * JITTER * clock.random());
     const retryUntil = last ? this.endSeenAt + this.o.finalDeadlineMs : this.nextPeriodicAt;
     // An attempt in flight when the end comes gives way; the final one runs to its deadline.
-    const stop = last ? this.cutOff.signal : this.giveWay.signal;
+    const stop = last
+      ? AbortSignal.any([this.cutOff.signal, this.abandonedFinal.signal])
+      : AbortSignal.any([this.giveWay.signal, this.abandoned.signal]);
+    const retryWake = last ? stop : AbortSignal.any([this.endSignal, this.abandoned.signal]);
     let attempts = 0;
     let unauthorizedRetried = false;
 
@@ -210,6 +244,8 @@ export class HeartbeatLoop {
       try {
         reply = await this.attempt(last, stop);
       } catch (error) {
+        // Abandoned: nothing is reported for an attempt that was cut off on purpose.
+        if ((last ? this.abandonedFinal : this.abandoned).signal.aborted) return;
         const failure = error as Partial<AttemptFailure>;
         await this.countFailedAttempt(failure);
         const decision = retryDecision({
@@ -223,13 +259,13 @@ export class HeartbeatLoop {
         });
         if (!decision.retry && decision.holdUntil !== undefined) this.holdUntil = decision.holdUntil;
         // The end stops a heartbeat's retries: the final one takes over with fresh data.
-        if (decision.retry && (last || !this.ending)) {
+        if (decision.retry && (last || !(this.ending || this.abandoned.signal.aborted))) {
           if (decision.reloadToken) {
             unauthorizedRetried = true;
             await this.o.bearer.unauthorized();
           }
           log.debug({ err: error, delayMs: decision.delayMs, last }, 'heartbeat attempt failed; retrying');
-          const woken = await clock.sleep(decision.delayMs, last ? stop : this.endSignal).then(
+          const woken = await clock.sleep(decision.delayMs, retryWake).then(
             () => false,
             () => true,
           );
@@ -267,6 +303,7 @@ export class HeartbeatLoop {
     const { clock, log } = this.o;
     this.failuresInARow = 0;
     this.lastSuccessAt = clock.monotonic();
+    this.finalAcknowledged ||= last;
     this.o.observer.heartbeat('success', clock.now(), { last, attempts });
     if (reply.jwt) await this.o.bearer.rotated(reply.jwt);
     log[last || attempts > 1 ? 'info' : 'debug'](

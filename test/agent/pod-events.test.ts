@@ -2,7 +2,7 @@
 // nothing happens, Events written in order and off the heartbeat's path, and the
 // exit budget for a write that never ends.
 import { describe, expect, it } from 'vitest';
-import { PodEvents } from '../../src/agent/pod-events.ts';
+import { PodEvents } from '../../src/engine/pod-events.ts';
 import type { HealthEvent } from '../../src/heartbeat/health-events.ts';
 import { FakeClock, settle } from '../support/fake-clock.ts';
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BearerSource } from '../../src/agent/bearer.ts';
+import { RunBearer, TokenSource } from '../../src/engine/bearer.ts';
 import { HeartbeatLoop } from '../../src/heartbeat/loop.ts';
 import { AgentMetrics } from '../../src/http/agent-metrics.ts';
 import { createLogger } from '../../src/log.ts';
@@ -29,7 +29,7 @@ interface Harness {
   snapshot: { state: string };
   /** Most sends ever in flight at once, seen from the agent's side. */
   overlap: () => number;
-  done: Promise<void>;
+  done: Promise<unknown>;
   tokenFile: string;
   jwtFile: string;
   /** Waits until the loop sleeps with nothing in flight, then returns its pending sleeps. */
@@ -81,7 +81,8 @@ async function start(
     { level: 'debug', format: 'json', base: { runId: 'run-1', podName: 'pod-1' }, secrets },
     sink,
   );
-  const bearer = new BearerSource({ log, secrets, tokenFile, tokenFileContent: TOKEN, jwtFile });
+  const tokens = new TokenSource({ log, secrets, tokenFile, tokenFileContent: TOKEN });
+  const bearer = new RunBearer({ tokens, log, secrets, jwtFile });
   const client = new TesClient({ baseUrl: tes.url, timeoutMs: TIMEOUT_MS, clock });
   const metrics = new AgentMetrics();
   const snapshot = { state: 'waiting' };
