@@ -257,6 +257,18 @@ export class KubeApi {
     });
   }
 
+  /**
+   * A JSON merge patch (RFC 7386) of one object: `null` deletes a key, a list is replaced
+   * whole (guard it with `metadata.resourceVersion` in the patch: a stale one is a 409).
+   */
+  async mergePatch<T>(apiPath: string, patch: unknown, call: KubeCall): Promise<T> {
+    return this.request(apiPath, call, (body, where) => parseJson<T>(body, where), {
+      method: 'PATCH',
+      body: JSON.stringify(patch),
+      contentType: 'application/merge-patch+json',
+    });
+  }
+
   // ---- Leases (the cluster fleet's leader election, fleet/lease-elector.ts) ----
 
   getLease(namespace: string, name: string, call: KubeCall): Promise<Lease> {
@@ -333,7 +345,7 @@ export class KubeApi {
         ? { method: 'GET' as const, headers }
         : {
             method: write.method,
-            headers: { ...headers, 'content-type': 'application/json' },
+            headers: { ...headers, 'content-type': write.contentType ?? 'application/json' },
             body: write.body,
           }),
       signal,
@@ -590,8 +602,10 @@ function configError(message: string, where = ''): KubeError {
 
 /** A write's method and JSON body. */
 interface Write {
-  method: 'POST' | 'PUT';
+  method: 'POST' | 'PUT' | 'PATCH';
   body: string;
+  /** Default `application/json`; a merge patch says `application/merge-patch+json`. */
+  contentType?: string;
 }
 
 /** The Lease collection of a namespace, or one Lease in it. */
