@@ -6,18 +6,16 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isRecord } from '../json.ts';
 import type { Logger } from '../log.ts';
 import type { WebhookMetrics } from './metrics.ts';
-import {
-  type AdmissionRequestV1,
-  type MutateOptions,
-  type MutateResult,
-  mutatePod,
-  warning,
-} from './mutate.ts';
+import { type AdmissionRequestV1, type MutateOptions, type MutateResult, mutatePod } from './mutate.ts';
+import { warning } from './warning.ts';
 
 export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
 export const MUTATE_PATH = '/mutate';
-/** Far above any pod etcd accepts (1.5 MiB): only garbage is refused. */
-export const MAX_REVIEW_BYTES = 4 * 1024 * 1024;
+/**
+ * kube-apiserver's own limit on a request body (rule T8), above any pod etcd accepts
+ * (1.5 MiB): a bigger body is not a review the API server sent, and is not read.
+ */
+export const MAX_REVIEW_BYTES = 3 * 1024 * 1024;
 
 export interface AdmissionResponseV1 {
   uid: string;
@@ -113,21 +111,33 @@ export function createAdmissionHandler(options: AdmissionHandlerOptions) {
     }
     const chunks: Buffer[] = [];
     let size = 0;
-    let tooLarge = false;
+    let refused = false;
+    // Stops reading at the limit: answers 413 and closes the connection without draining
+    // the rest, so a caller cannot make the webhook read (or hold) more than 3 MiB.
+    const refuseTooLarge = () => {
+      refused = true;
+      req.removeAllListeners('data');
+      req.pause();
+      chunks.length = 0;
+      count(metrics, 'error', stopTimer);
+      res.shouldKeepAlive = false;
+      res.on('finish', () => req.socket.destroy());
+      sendError(res, 413, `the review is larger than ${MAX_REVIEW_BYTES} bytes`);
+    };
+    if (Number(req.headers['content-length']) > MAX_REVIEW_BYTES) {
+      refuseTooLarge();
+      return;
+    }
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > MAX_REVIEW_BYTES) tooLarge = true;
+      if (size > MAX_REVIEW_BYTES) refuseTooLarge();
       else chunks.push(chunk);
     });
     req.on('error', () => req.destroy());
     req.on('end', () => {
+      if (refused) return;
       // Shutting down: this answer is the connection's last.
       if (options.closing()) res.shouldKeepAlive = false;
-      if (tooLarge) {
-        count(metrics, 'error', stopTimer);
-        sendError(res, 413, `the review is larger than ${MAX_REVIEW_BYTES} bytes`);
-        return;
-      }
       const decoded = decodeReview(Buffer.concat(chunks, size).toString('utf8'));
       if (decoded.kind === 'invalid') {
         logger.warn({ reason: decoded.reason }, 'refused a request that is not an AdmissionReview v1');

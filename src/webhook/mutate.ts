@@ -4,7 +4,10 @@
 import type { V1Container, V1EnvVar, V1Pod, V1Volume } from '@kubernetes/client-node';
 import { isRecord } from '../json.ts';
 import { listenerConflict, listenerPort, withoutListener, withoutTakenPortName } from './ports.ts';
+import { separateFromTasks } from './process-namespace.ts';
 import { guaranteedResources, hasPodLevelResources, podQosClass } from './qos.ts';
+import { OWN_TOKEN_WARNING, podHoldsOwnToken, withAgentToken, withAgentTokenVolume } from './token.ts';
+import { warning } from './warning.ts';
 
 /** The label that opts a pod in (the webhook configuration's objectSelector matches it too). */
 export const INJECT_LABEL = 'tes-heartbeat/inject';
@@ -12,8 +15,13 @@ export const INJECT_LABEL = 'tes-heartbeat/inject';
 export const RUN_ID_ANNOTATION = 'tes-heartbeat/run-id';
 /** Annotation holding the optional nonce, passed to the agent as TES_NONCE. */
 export const NONCE_ANNOTATION = 'tes-heartbeat/nonce';
-/** Kubernetes shows at most this many characters of one admission warning. */
-export const MAX_WARNING_LENGTH = 256;
+/**
+ * Annotation naming a Secret in the pod's namespace whose key `nonce` holds the nonce
+ * (rule T2): unlike an annotation, a Secret is not readable by whoever can read pods.
+ */
+export const NONCE_SECRET_ANNOTATION = 'tes-heartbeat/nonce-secret';
+/** The key of the nonce in the Secret named by NONCE_SECRET_ANNOTATION. */
+export const NONCE_SECRET_KEY = 'nonce';
 
 export type SidecarMode = 'native' | 'regular';
 
@@ -72,31 +80,57 @@ const DOWNWARD_ENV: readonly { name: string; fieldPath: string }[] = [
   { name: 'POD_NAMESPACE', fieldPath: 'metadata.namespace' },
 ];
 
+/** Where the agent's TES_NONCE comes from: nowhere, the pod's annotation, or a Secret (rule T2). */
+export type NonceSource = { from: 'none' } | { from: 'annotation' } | { from: 'secret'; name: string };
+
 /**
  * The container the webhook would inject (name forced to selfName, restartPolicy
  * Always in native mode / absent in regular mode, the four downward env added when
- * the template lacks them).
+ * the template lacks them; TES_NONCE from the Secret when the pod names one).
  */
 export function sidecarContainer(
   template: V1Container,
   mode: SidecarMode,
   selfName: string,
-  hasNonce: boolean,
+  nonce: NonceSource,
 ): V1Container {
   const container: V1Container = { ...structuredClone(template), name: selfName };
   // A regular container with restartPolicy is rejected; a native sidecar needs exactly Always.
   if (mode === 'native') container.restartPolicy = 'Always';
   else delete container.restartPolicy;
-  const env: V1EnvVar[] = [...(container.env ?? [])];
+  let env: V1EnvVar[] = [...(container.env ?? [])];
   const present = new Set(env.map((e) => e.name));
   for (const { name, fieldPath } of DOWNWARD_ENV) {
+    if (name === 'TES_NONCE' && nonce.from === 'secret') {
+      // The pod's choice wins over the template's TES_NONCE: the chart's template reads the
+      // annotation (so a snippet added by hand works), and keeping that entry would ignore
+      // the Secret the pod asked for. Replaced where it stood, once.
+      env = withEntry(env, {
+        name,
+        valueFrom: { secretKeyRef: { name: nonce.name, key: NONCE_SECRET_KEY, optional: false } },
+      });
+      continue;
+    }
     // The agent treats an empty TES_NONCE as unset, but a pod without the
     // annotation should not carry a variable that can only be empty.
-    if (present.has(name) || (name === 'TES_NONCE' && !hasNonce)) continue;
+    if (present.has(name) || (name === 'TES_NONCE' && nonce.from === 'none')) continue;
     env.push({ name, valueFrom: { fieldRef: { fieldPath } } });
   }
   container.env = env;
   return container;
+}
+
+/** `env` with `entry` in place of every variable of its name (where the first stood), or appended. */
+function withEntry(env: V1EnvVar[], entry: V1EnvVar): V1EnvVar[] {
+  const at = env.findIndex((e) => e.name === entry.name);
+  if (at < 0) return [...env, entry];
+  const others = env.filter((e, i) => i < at || e.name !== entry.name);
+  return [...others.slice(0, at), entry, ...others.slice(at)];
+}
+
+/** A Secret's name is a DNS-1123 subdomain; the API server refuses a secretKeyRef to anything else. */
+function isSecretName(name: string): boolean {
+  return name.length <= 253 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(name);
 }
 
 /** Decides one admission request. Never throws: a pod it cannot patch is an `error` result with a warning. */
@@ -132,15 +166,26 @@ export function mutatePod(request: AdmissionRequestV1, options: MutateOptions): 
     };
   }
 
-  const hasNonce = typeof annotations[NONCE_ANNOTATION] === 'string';
+  const nonce = nonceSource(annotations);
+  if (typeof nonce === 'string') return fail(nonce);
   const warnings = serviceAccountWarnings(pod, request, options);
-  const container = fitToPod(
-    sidecarContainer(options.template, options.mode, options.selfName, hasNonce),
+  if (nonce.from === 'secret' && (annotations[NONCE_ANNOTATION] ?? '') !== '') {
+    warnings.push(
+      warning(
+        `tes-heartbeat: the agent reads its nonce from Secret '${nonce.name}'; remove the ${NONCE_ANNOTATION} annotation: it is readable by anyone who can read pods`,
+      ),
+    );
+  }
+  const fitted = fitToPod(
+    withAgentToken(sidecarContainer(options.template, options.mode, options.selfName, nonce)),
     pod,
     options,
     warnings,
   );
-  const volumes = options.volumes ?? [];
+  const separated = separateFromTasks(fitted, pod);
+  warnings.push(...separated.warnings);
+  const container = separated.container;
+  const volumes = withAgentTokenVolume(options.volumes ?? []);
   const known = new Set([...(spec.volumes ?? []), ...volumes].map((v) => v.name));
   const missing = (container.volumeMounts ?? []).filter((m) => !known.has(m.name)).map((m) => m.name);
   if (missing.length > 0) {
@@ -245,14 +290,22 @@ function serviceAccountWarnings(
       ),
     );
   }
-  if (pod.spec.automountServiceAccountToken === false) {
-    warnings.push(
-      warning(
-        'tes-heartbeat: automountServiceAccountToken is false: the agent gets no token and cannot read its pod',
-      ),
-    );
-  }
+  // The agent brings its own token (rule T1): what matters is a token the task holds.
+  if (podHoldsOwnToken(pod)) warnings.push(warning(OWN_TOKEN_WARNING));
   return warnings;
+}
+
+/** Where TES_NONCE comes from for this pod, or why its nonce-secret annotation is unusable. */
+function nonceSource(annotations: Record<string, string>): NonceSource | string {
+  const secret = annotations[NONCE_SECRET_ANNOTATION];
+  if (secret !== undefined) {
+    // A bad name would make the API server refuse the patched pod, and with it the task.
+    if (typeof secret !== 'string' || !isSecretName(secret)) {
+      return `the ${NONCE_SECRET_ANNOTATION} annotation '${String(secret)}' is not a Secret name`;
+    }
+    return { from: 'secret', name: secret };
+  }
+  return typeof annotations[NONCE_ANNOTATION] === 'string' ? { from: 'annotation' } : { from: 'none' };
 }
 
 type PodWithSpec = V1Pod & { spec: NonNullable<V1Pod['spec']> };
@@ -291,10 +344,4 @@ function asPod(object: unknown): PodWithSpec | string {
 
 function fail(reason: string): MutateResult {
   return { result: 'error', warnings: [warning(`tes-heartbeat: not injected: ${reason}`)] };
-}
-
-/** One line of at most MAX_WARNING_LENGTH characters. */
-export function warning(text: string): string {
-  const line = text.replace(/[\r\n\t]+/g, ' ');
-  return line.length <= MAX_WARNING_LENGTH ? line : `${line.slice(0, MAX_WARNING_LENGTH - 1)}…`;
 }

@@ -1,6 +1,8 @@
 // The HTTPS listener of the admission endpoint: a certificate that can be
-// swapped while serving, no Nagle stall, and a shutdown that answers what it
-// is receiving and closes idle keep-alive connections.
+// swapped while serving, no Nagle stall, a shutdown that answers what it is
+// receiving and closes idle keep-alive connections, and edges a caller cannot
+// hold open or fill (rule T8): TLS 1.2+ with forward-secret AEAD suites only, and
+// a request that must arrive whole within 10 s.
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
@@ -20,6 +22,28 @@ export interface KeyPair {
   cert: string;
   key: string;
 }
+
+/**
+ * TLS 1.3's suites (all AEAD, all forward-secret), then TLS 1.2's ECDHE with AES-GCM or
+ * ChaCha20-Poly1305 for ECDSA and RSA keys (helm's genSignedCert makes RSA, cert-manager
+ * either). No static RSA key exchange (no forward secrecy), no CBC (padding oracles, SHA-1).
+ */
+export const TLS_CIPHERS = [
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+export const TLS_MIN_VERSION = 'TLSv1.2';
+/** A request (TLS handshake, headers and body) must arrive whole within this. */
+export const REQUEST_TIMEOUT_MS = 10_000;
+/** How often Node checks requestTimeout/headersTimeout (its default, 30 s, would triple the bound). */
+const TIMEOUT_CHECK_INTERVAL_MS = 1_000;
 
 /** Reads and checks a PEM certificate and key (PKCS#1 or PKCS#8); throws CertificateError. */
 export async function readKeyPair(certFile: string, keyFile: string): Promise<KeyPair> {
@@ -64,7 +88,20 @@ export class WebhookServer {
     this.onError = options.onError;
     // Without a certificate yet, handshakes fail until setCertificate: the
     // webhook is not ready then, and the API server's failurePolicy applies.
-    this.server = createServer({ keepAliveTimeout: 30_000 }, options.handler);
+    this.server = createServer(
+      {
+        keepAliveTimeout: 30_000,
+        // A caller that sends slowly or stops mid-body gets 408 and a closed connection,
+        // instead of holding a socket (and the memory of its partial body) for Node's 300 s.
+        requestTimeout: REQUEST_TIMEOUT_MS,
+        headersTimeout: REQUEST_TIMEOUT_MS,
+        connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS,
+        handshakeTimeout: REQUEST_TIMEOUT_MS,
+        minVersion: TLS_MIN_VERSION,
+        ciphers: TLS_CIPHERS,
+      },
+      options.handler,
+    );
     // Small answers: without noDelay, a response split over two packets waits
     // ~40 ms for the client's delayed ACK.
     this.server.on('secureConnection', (socket) => socket.setNoDelay(true));
@@ -81,7 +118,8 @@ export class WebhookServer {
   }
 
   setCertificate(pair: KeyPair): void {
-    this.server.setSecureContext(pair);
+    // The new context is built from these options alone: repeat the protocol rules.
+    this.server.setSecureContext({ ...pair, minVersion: TLS_MIN_VERSION, ciphers: TLS_CIPHERS });
     this.certificate = true;
   }
 

@@ -5,13 +5,18 @@
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { V1Container, V1Pod } from '@kubernetes/client-node';
+import type { V1Container, V1Pod, V1Volume } from '@kubernetes/client-node';
 import fastJsonPatch from 'fast-json-patch';
 import { Agent, request } from 'undici';
 import pino from 'pino';
 import { parseTemplate } from '../../src/webhook/template.ts';
 import type { K8sObject } from './helm-chart.ts';
 import { validateObject } from './k8s-schema-validate.ts';
+import {
+  admitServiceAccount,
+  type ServiceAccount,
+  SERVICE_ACCOUNT_MOUNT_PATH,
+} from './serviceaccount-admission.ts';
 import type { WebhookConfig } from '../../src/webhook/webhook.ts';
 
 export const fixtures = path.join(import.meta.dirname, '..', 'fixtures');
@@ -57,25 +62,34 @@ export async function webhookConfig(overrides: Partial<WebhookConfig> = {}): Pro
 
 let uids = 0;
 
+export interface JobPodOptions {
+  labels?: Record<string, string>;
+  annotations?: Record<string, string> | undefined;
+  serviceAccountName?: string;
+  initContainers?: V1Container[];
+  automountServiceAccountToken?: boolean;
+  /**
+   * The pod's ServiceAccount as the ServiceAccount plugin reads it. Default: the chart's
+   * task account, `automountServiceAccountToken: false` (rule T1).
+   */
+  account?: Omit<ServiceAccount, 'name'>;
+}
+
 /**
- * A Job's pod as the API server hands it to a mutating webhook: after
- * defaulting and the ServiceAccount plugin (token volume mounted), with
- * `generateName` and no name, uid, creationTimestamp or namespace.
+ * A Job's pod as the API server hands it to a mutating webhook: after defaulting and
+ * the ServiceAccount plugin (which mounts the pod's token only when the pod, else its
+ * account, automounts), with `generateName` and no name, uid, creationTimestamp or namespace.
  */
-export function jobPod(
-  options: {
-    labels?: Record<string, string>;
-    annotations?: Record<string, string> | undefined;
-    serviceAccountName?: string;
-    initContainers?: V1Container[];
-    automountServiceAccountToken?: boolean;
-  } = {},
-): V1Pod {
-  const mount = {
-    name: 'kube-api-access-x7k2p',
-    mountPath: '/var/run/secrets/kubernetes.io/serviceaccount',
-    readOnly: true,
-  };
+export function jobPod(options: JobPodOptions = {}): V1Pod {
+  const pod = jobPodAsCreated(options);
+  return admitServiceAccount(pod, {
+    name: pod.spec?.serviceAccountName ?? 'default',
+    ...(options.account ?? { automountServiceAccountToken: false }),
+  });
+}
+
+/** The same pod as the Job controller creates it, before any admission plugin ran. */
+export function jobPodAsCreated(options: JobPodOptions = {}): V1Pod {
   const pod: V1Pod = {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -106,18 +120,6 @@ export function jobPod(
       ],
     },
     spec: {
-      volumes: [
-        {
-          name: 'kube-api-access-x7k2p',
-          projected: {
-            defaultMode: 420,
-            sources: [
-              { serviceAccountToken: { expirationSeconds: 3607, path: 'token' } },
-              { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
-            ],
-          },
-        },
-      ],
       ...(options.initContainers && { initContainers: options.initContainers }),
       containers: [
         {
@@ -128,7 +130,6 @@ export function jobPod(
           terminationMessagePath: '/dev/termination-log',
           terminationMessagePolicy: 'File',
           imagePullPolicy: 'IfNotPresent',
-          volumeMounts: [mount],
         },
       ],
       restartPolicy: 'Never',
@@ -364,4 +365,63 @@ export async function servedSerial(port: number): Promise<string> {
     });
     socket.on('error', reject);
   });
+}
+
+/**
+ * The API tokens a container of `pod` can read, by the volume (or `env:<secret>`) that holds
+ * each: a volume it mounts with a projected serviceAccountToken source, or a Secret volume or
+ * projection, or env, naming one of `tokenSecrets` (legacy `kubernetes.io/service-account-token`
+ * Secrets). With `shareProcessNamespace`, also what every other container running as the same
+ * user holds (readable through /proc/<pid>/root and environ); a container whose user the pod
+ * does not set may run as anyone's, so it counts as the same.
+ */
+export function reachableTokens(
+  pod: V1Pod,
+  containerName: string,
+  tokenSecrets: ReadonlySet<string> = new Set(),
+): string[] {
+  const spec = pod.spec;
+  if (!spec) return [];
+  const all = [...(spec.initContainers ?? []), ...spec.containers];
+  const self = all.find((c) => c.name === containerName);
+  if (!self) throw new Error(`no container ${containerName}`);
+  const uid = (c: V1Container) => c.securityContext?.runAsUser ?? spec.securityContext?.runAsUser;
+  const sameUser = (a: V1Container, b: V1Container) =>
+    uid(a) === undefined || uid(b) === undefined || uid(a) === uid(b);
+  const readers =
+    spec.shareProcessNamespace === true ? all.filter((c) => c === self || sameUser(c, self)) : [self];
+  const holdsToken = (volume: V1Volume | undefined) =>
+    volume !== undefined &&
+    ((volume.secret?.secretName !== undefined && tokenSecrets.has(volume.secret.secretName)) ||
+      (volume.projected?.sources ?? []).some(
+        (s) =>
+          s.serviceAccountToken !== undefined ||
+          (s.secret?.name !== undefined && tokenSecrets.has(s.secret.name)),
+      ));
+  const found = new Set<string>();
+  for (const c of readers) {
+    for (const m of c.volumeMounts ?? []) {
+      if (holdsToken(spec.volumes?.find((v) => v.name === m.name))) found.add(m.name);
+    }
+    for (const e of c.env ?? []) {
+      const secret = e.valueFrom?.secretKeyRef?.name;
+      if (secret !== undefined && tokenSecrets.has(secret)) found.add(`env:${secret}`);
+    }
+    for (const e of c.envFrom ?? []) {
+      const secret = e.secretRef?.name;
+      if (secret !== undefined && tokenSecrets.has(secret)) found.add(`env:${secret}`);
+    }
+  }
+  return [...found].sort();
+}
+
+/** The containers of `pod` mounting something at the well-known token path, and what. */
+export function tokenPathMounts(pod: V1Pod): Record<string, string> {
+  const spec = pod.spec;
+  const out: Record<string, string> = {};
+  for (const c of [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])]) {
+    const mount = (c.volumeMounts ?? []).find((m) => m.mountPath === SERVICE_ACCOUNT_MOUNT_PATH);
+    if (mount) out[c.name] = mount.name;
+  }
+  return out;
 }

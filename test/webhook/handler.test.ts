@@ -109,14 +109,16 @@ describe('native mode over HTTPS', () => {
     expect(agent?.securityContext).toEqual(template.securityContext);
     expect(agent?.envFrom).toEqual(template.envFrom);
     expectAgentEnv(agent, true);
-    // Nothing else changed.
-    expect({ ...patched, spec: { ...patched.spec, initContainers: [stageIn] } }).toEqual(pod);
+    // Nothing else changed but the agent's own token volume (rule T1).
+    expect(patched.spec?.volumes?.map((v) => v.name)).toEqual(['tes-heartbeat-kube-api-access']);
+    const { volumes: _, ...others } = patched.spec ?? { containers: [] };
+    expect({ ...patched, spec: { ...others, initContainers: [stageIn] } }).toEqual(pod);
   });
 
   it('creates the initContainers array for a pod that has none, and omits TES_NONCE without the annotation', async () => {
     const pod = jobPod();
     const answer = await review(client, webhook.port, admissionReview(pod));
-    expect(patchOf(answer)?.map((op) => op.path)).toEqual(['/spec/initContainers']);
+    expect(patchOf(answer)?.map((op) => op.path)).toEqual(['/spec/initContainers', '/spec/volumes']);
     const patched = applyAnswer(pod, answer);
     await validatePod(patched);
     expect(patched.spec?.initContainers?.map((c) => c.name)).toEqual(['tes-heartbeat']);

@@ -6,13 +6,18 @@ import { decodeReview, encodeResponse } from '../../src/webhook/handler.ts';
 import { chooseMode, parseKubeVersion } from '../../src/webhook/mode.ts';
 import {
   type AdmissionRequestV1,
-  MAX_WARNING_LENGTH,
   type MutateOptions,
   mutatePod,
+  type NonceSource,
   sidecarContainer,
 } from '../../src/webhook/mutate.ts';
+import { AGENT_TOKEN_VOLUME } from '../../src/webhook/token.ts';
+import { MAX_WARNING_LENGTH } from '../../src/webhook/warning.ts';
 import { parseTemplate, TemplateError } from '../../src/webhook/template.ts';
 import { admissionReview, jobPod, loadTemplate, validatePod } from '../support/webhook-helpers.ts';
+
+const ANNOTATION: NonceSource = { from: 'annotation' };
+const NONE: NonceSource = { from: 'none' };
 
 let template: V1Container;
 beforeAll(async () => {
@@ -38,18 +43,23 @@ function apply(pod: V1Pod, patch: fastJsonPatch.Operation[] | undefined): V1Pod 
 
 describe('sidecarContainer', () => {
   it('forces the name and sets restartPolicy Always in native mode', () => {
-    const c = sidecarContainer({ ...template, restartPolicy: 'OnFailure' }, 'native', 'agent-x', true);
+    const c = sidecarContainer({ ...template, restartPolicy: 'OnFailure' }, 'native', 'agent-x', ANNOTATION);
     expect(c.name).toBe('agent-x');
     expect(c.restartPolicy).toBe('Always');
   });
 
   it('removes restartPolicy in regular mode, even when the template has one', () => {
-    const c = sidecarContainer({ ...template, restartPolicy: 'Always' }, 'regular', 'tes-heartbeat', true);
+    const c = sidecarContainer(
+      { ...template, restartPolicy: 'Always' },
+      'regular',
+      'tes-heartbeat',
+      ANNOTATION,
+    );
     expect(c).not.toHaveProperty('restartPolicy');
   });
 
   it('adds the four downward-API variables after the template env, TES_NONCE only with a nonce', () => {
-    const withNonce = sidecarContainer(template, 'native', 'tes-heartbeat', true);
+    const withNonce = sidecarContainer(template, 'native', 'tes-heartbeat', ANNOTATION);
     expect(withNonce.env?.map((e) => e.name)).toEqual([
       'TES_TOKEN',
       'TES_RUN_ID',
@@ -63,7 +73,7 @@ describe('sidecarContainer', () => {
       'metadata.name',
       'metadata.namespace',
     ]);
-    const withoutNonce = sidecarContainer(template, 'native', 'tes-heartbeat', false);
+    const withoutNonce = sidecarContainer(template, 'native', 'tes-heartbeat', NONE);
     expect(withoutNonce.env?.map((e) => e.name)).not.toContain('TES_NONCE');
   });
 
@@ -75,7 +85,7 @@ describe('sidecarContainer', () => {
         { name: 'TES_NONCE', value: 'n' },
       ],
     };
-    const c = sidecarContainer(own, 'regular', 'tes-heartbeat', false);
+    const c = sidecarContainer(own, 'regular', 'tes-heartbeat', NONE);
     expect(c.env?.filter((e) => e.name === 'POD_NAME')).toEqual([{ name: 'POD_NAME', value: 'fixed' }]);
     expect(c.env?.filter((e) => e.name === 'TES_NONCE')).toEqual([{ name: 'TES_NONCE', value: 'n' }]);
     expect(c.env?.map((e) => e.name)).toEqual(['POD_NAME', 'TES_NONCE', 'TES_RUN_ID', 'POD_NAMESPACE']);
@@ -83,7 +93,7 @@ describe('sidecarContainer', () => {
 
   it('does not modify the template', () => {
     const before = structuredClone(template);
-    sidecarContainer(template, 'native', 'tes-heartbeat', true);
+    sidecarContainer(template, 'native', 'tes-heartbeat', ANNOTATION);
     expect(template).toEqual(before);
   });
 });
@@ -179,7 +189,10 @@ describe('mutatePod', () => {
   it('native: creates initContainers when the pod has none', async () => {
     const pod = jobPod();
     const out = mutatePod(requestFor(pod), options());
-    expect(out.patch).toEqual([{ op: 'add', path: '/spec/initContainers', value: [expect.any(Object)] }]);
+    expect(out.patch).toEqual([
+      { op: 'add', path: '/spec/initContainers', value: [expect.any(Object)] },
+      { op: 'add', path: '/spec/volumes', value: [expect.objectContaining({ name: AGENT_TOKEN_VOLUME })] },
+    ]);
     const patched = apply(pod, out.patch as fastJsonPatch.Operation[]);
     await validatePod(patched);
     expect(patched.spec?.initContainers?.map((c) => c.name)).toEqual(['tes-heartbeat']);
@@ -205,7 +218,10 @@ describe('mutatePod', () => {
   it('regular: appends the agent after the task containers', async () => {
     const pod = jobPod({ initContainers: [{ name: 'fetch-inputs', image: 'busybox' }] });
     const out = mutatePod(requestFor(pod), options({ mode: 'regular' }));
-    expect(out.patch).toEqual([{ op: 'add', path: '/spec/containers/-', value: expect.any(Object) }]);
+    expect(out.patch).toEqual([
+      { op: 'add', path: '/spec/containers/-', value: expect.any(Object) },
+      { op: 'add', path: '/spec/volumes', value: [expect.objectContaining({ name: AGENT_TOKEN_VOLUME })] },
+    ]);
     const patched = apply(pod, out.patch as fastJsonPatch.Operation[]);
     await validatePod(patched);
     expect(patched.spec?.containers.map((c) => c.name)).toEqual(['task', 'tes-heartbeat']);
@@ -228,10 +244,10 @@ describe('mutatePod', () => {
     expect(mutatePod(requestFor(pod), options({ taskServiceAccounts: ['default'] })).warnings).toEqual([]);
   });
 
-  it('warns when the pod turns off the service-account token', () => {
+  it('does not warn when the pod turns off the service-account token: the agent brings its own (T1)', () => {
     const out = mutatePod(requestFor(jobPod({ automountServiceAccountToken: false })), options());
     expect(out.result).toBe('injected');
-    expect(out.warnings.join()).toMatch(/automountServiceAccountToken is false/);
+    expect(out.warnings).toEqual([]);
   });
 
   it('keeps every warning to one line of at most 256 characters', () => {

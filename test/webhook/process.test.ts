@@ -137,8 +137,8 @@ describe('tes-heartbeat webhook (process)', () => {
       const patched = applyAnswer(pod, await review(client, port, admissionReview(pod)));
       await validatePod(patched);
       expect(patched.spec?.volumes?.map((v) => v.name)).toEqual([
-        'kube-api-access-x7k2p',
         'tes-heartbeat-tes-ca',
+        'tes-heartbeat-kube-api-access',
       ]);
       expect(patched.spec?.imagePullSecrets).toEqual([{ name: 'corp-registry' }]);
       expect(podQosClass(patched)).toBe('Guaranteed');

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.ts';
 import { parseResourceList, podQosClass } from '../../src/webhook/qos.ts';
 import { parseTemplate, parseVolumes } from '../../src/webhook/template.ts';
+import { AGENT_TOKEN_VOLUME, agentTokenVolume, SERVICE_ACCOUNT_MOUNT_PATH } from '../../src/webhook/token.ts';
 import { type RunningWebhook, startWebhook, type WebhookConfig } from '../../src/webhook/webhook.ts';
 import { waitFor } from '../support/fake-clock.ts';
 import { findOne, RELEASE_NAMESPACE, renderChart, repoRoot } from '../support/helm-chart.ts';
@@ -33,6 +34,7 @@ import {
 
 const CA_PEM = readFileSync(path.join(repoRoot, 'test/fixtures/tls/ca.crt'), 'utf8');
 const ENTERPRISE = {
+  taskNamespaces: ['tasks'],
   tes: {
     url: 'https://tes.corp.example',
     caBundle: CA_PEM,
@@ -148,12 +150,13 @@ describe('I1: volumes travel with the injection', () => {
     for (const webhook of [native, regular]) {
       const pod = jobPod();
       const { patched, agent } = await inject(webhook, pod);
-      expect(volumeNames(patched)).toEqual([
-        'kube-api-access-x7k2p',
+      expect(volumeNames(patched).sort()).toEqual([
+        'tes-heartbeat-kube-api-access',
         'tes-heartbeat-tes-ca',
         'tes-heartbeat-tes-token',
       ]);
-      expect(agent.volumeMounts?.map((m) => m.name)).toEqual([
+      expect(agent.volumeMounts?.map((m) => m.name).sort()).toEqual([
+        'tes-heartbeat-kube-api-access',
         'tes-heartbeat-tes-ca',
         'tes-heartbeat-tes-token',
       ]);
@@ -167,30 +170,42 @@ describe('I1: volumes travel with the injection', () => {
     }
   });
 
-  it('creates spec.volumes on a pod that has none (automountServiceAccountToken: false)', async () => {
+  it('creates spec.volumes on a pod that has none (its account automounts no token)', async () => {
     const pod = jobPod({ automountServiceAccountToken: false });
-    delete pod.spec?.volumes;
-    for (const c of pod.spec?.containers ?? []) delete c.volumeMounts;
+    expect(pod.spec?.volumes).toBeUndefined();
     const { answer, patched, warnings } = await inject(native, pod);
     expect(patchOf(answer)?.find((op) => op.path.startsWith('/spec/volumes'))).toMatchObject({
       op: 'add',
       path: '/spec/volumes',
     });
-    expect(volumeNames(patched)).toEqual(['tes-heartbeat-tes-ca', 'tes-heartbeat-tes-token']);
-    expect(warnings.some((w) => /automountServiceAccountToken is false/.test(w))).toBe(true);
+    expect(volumeNames(patched).sort()).toEqual([
+      'tes-heartbeat-kube-api-access',
+      'tes-heartbeat-tes-ca',
+      'tes-heartbeat-tes-token',
+    ]);
+    expect(warnings).toEqual([]);
+  });
+
+  it("publishes the agent's token volume exactly as the webhook adds it, and the snippet mounts it alone (T1)", async () => {
+    const volumes = parseVolumes('volumes.yaml', published.volumes);
+    expect(volumes.filter((v) => v.name === AGENT_TOKEN_VOLUME)).toEqual([agentTokenVolume()]);
+    const snippet = parseTemplate('sidecar.yaml', published.sidecar);
+    expect(snippet.volumeMounts?.filter((m) => m.mountPath === SERVICE_ACCOUNT_MOUNT_PATH)).toEqual([
+      { name: AGENT_TOKEN_VOLUME, mountPath: SERVICE_ACCOUNT_MOUNT_PATH, readOnly: true },
+    ]);
   });
 
   it('keeps a volume the pod already has by that name (a snippet added by hand), never a duplicate', async () => {
     const pod = jobPod();
     const own: V1Volume = { name: 'tes-heartbeat-tes-ca', configMap: { name: 'my-own-ca' } };
-    pod.spec?.volumes?.push(own);
+    if (pod.spec) pod.spec.volumes = [own];
     const { patched } = await inject(regular, pod);
-    expect(volumeNames(patched)).toEqual([
-      'kube-api-access-x7k2p',
+    expect(volumeNames(patched).sort()).toEqual([
+      'tes-heartbeat-kube-api-access',
       'tes-heartbeat-tes-ca',
       'tes-heartbeat-tes-token',
     ]);
-    expect(patched.spec?.volumes?.[1]).toEqual(own);
+    expect(patched.spec?.volumes?.[0]).toEqual(own);
   });
 
   it('does not inject (and says why) when a mount would name a volume nobody provides: the pod still starts', async () => {
