@@ -71,12 +71,14 @@ function requirement(term: string): (labels: Record<string, string>) => boolean 
   match = /^(\S+)\s+(in|notin)\s*\((.*)\)$/.exec(term);
   if (match) {
     const key = labelKey(match[1]);
-    const values = new Set((match[3] ?? '').split(',').map((value) => labelValue(value.trim())));
+    const listed = (match[3] ?? '').trim();
+    if (!listed) {
+      throw new SelectorError(
+        `unable to parse requirement: for 'in', 'notin' operators, values set can't be empty`,
+      );
+    }
+    const values = new Set(listed.split(',').map((value) => labelValue(value.trim())));
     if (match[2] === 'in') {
-      if (values.size === 0)
-        throw new SelectorError(
-          `unable to parse requirement: for 'in', 'notin' operators, values set can't be empty`,
-        );
       return (labels) => has(labels, key) && values.has(labels[key] ?? '');
     }
     return (labels) => !has(labels, key) || !values.has(labels[key] ?? '');

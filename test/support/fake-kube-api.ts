@@ -7,13 +7,16 @@ import path from 'node:path';
 import {
   FakeKubeApiServer,
   type FakeKubeApiOptions,
+  type KubeconfigUser,
   type KubeObject,
 } from '../../src/testing/fake-kube-api-server.ts';
 
 export { FakeKubeApiServer };
 export type {
+  DeleteOptions,
   FakeKubeApiOptions,
   Failure,
+  KubeconfigUser,
   KubeObject,
   KubeResource,
   RequestMatch,
@@ -32,6 +35,11 @@ export interface FakeKube {
   server: FakeKubeApiServer;
   /** A kubeconfig file for the server (CA data and bearer token inside). */
   kubeconfigPath: string;
+  /**
+   * Another kubeconfig file, for one more client with an identity of its own (each fleet
+   * process of a test): a bearer token, accepted by the server from now on, or a token file.
+   */
+  kubeconfigFor(user: KubeconfigUser, namespace?: string): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -41,9 +49,16 @@ export async function startFakeKube(options: Omit<FakeKubeApiOptions, 'tls'> = {
   const dir = await mkdtemp(path.join(tmpdir(), 'fake-kube-'));
   const kubeconfigPath = path.join(dir, 'kubeconfig');
   await writeFile(kubeconfigPath, server.kubeconfig(), { mode: 0o600 });
+  let written = 0;
   return {
     server,
     kubeconfigPath,
+    async kubeconfigFor(user, namespace) {
+      if (user.token !== undefined) server.addToken(user.token);
+      const file = path.join(dir, `kubeconfig-${++written}`);
+      await writeFile(file, server.kubeconfig(namespace, user), { mode: 0o600 });
+      return file;
+    },
     async close() {
       await server.close();
       await rm(dir, { recursive: true, force: true });
