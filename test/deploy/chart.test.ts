@@ -37,7 +37,7 @@ const CA_PEM = readFileSync(path.join(repoRoot, 'test/fixtures/tls/ca.crt'), 'ut
  * pod knobs) and OpenShift (no fixed ids, an existing CA ConfigMap, no Events).
  */
 const VALUE_SETS: Record<string, Values> = {
-  defaults: { tes: { url: 'https://tes.example.org' } },
+  defaults: { taskNamespaces: ['tasks'], tes: { url: 'https://tes.example.org' } },
   kind: { taskNamespaces: ['tes-tasks'], emulator: { enabled: true }, logLevel: 'debug' },
   production: {
     taskNamespaces: ['genomics', 'imaging'],
@@ -55,6 +55,7 @@ const VALUE_SETS: Record<string, Values> = {
     webhook: { enabled: false },
   },
   clusterIssuer: {
+    taskNamespaces: ['tasks'],
     tes: { url: 'https://tes.example.org' },
     webhook: {
       sidecarMode: 'regular',
@@ -97,6 +98,7 @@ const VALUE_SETS: Record<string, Values> = {
     },
   },
   openshift: {
+    taskNamespaces: ['batch'],
     tes: {
       url: 'https://tes.corp.example',
       caConfigMap: { name: 'corp-trust-bundle', key: 'ca-bundle.crt' },
@@ -139,8 +141,20 @@ function effective(values: Values): Any {
 }
 
 function taskNamespaces(values: Values): string[] {
-  const ns = effective(values).taskNamespaces as string[];
-  return ns.length > 0 ? ns : [RELEASE_NAMESPACE];
+  return effective(values).taskNamespaces as string[];
+}
+
+/** The TES token Secret the agents read: tes.tokenSecret, or the chart's emulator's (rule T7). */
+function agentToken(v: Any): { name: string; key: string; optional: boolean; asFile: boolean } | undefined {
+  if (v.tes.tokenSecret.name) return v.tes.tokenSecret;
+  if (v.emulator.enabled && !v.tes.url)
+    return {
+      name: 'tes-heartbeat-emulator-token',
+      key: 'token',
+      optional: false,
+      asFile: v.tes.tokenSecret.asFile,
+    };
+  return undefined;
 }
 
 function snippet(objects: K8sObject[], key = 'sidecar.yaml'): Any {
@@ -153,6 +167,23 @@ function publishedVolumes(objects: K8sObject[]): Any[] {
   const cm = findOne(objects, 'ConfigMap', `${FULLNAME}-sidecar`, RELEASE_NAMESPACE) as Any;
   return parseVolumes('volumes.yaml', cm.data['volumes.yaml']);
 }
+
+/** Rule T1's projected volume: a bound token (the API server's audience), the cluster CA, the namespace. */
+const KUBE_API_ACCESS = {
+  name: 'tes-heartbeat-kube-api-access',
+  projected: {
+    defaultMode: 420,
+    sources: [
+      { serviceAccountToken: { path: 'token', expirationSeconds: 3607 } },
+      { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+      {
+        downwardAPI: {
+          items: [{ path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } }],
+        },
+      },
+    ],
+  },
+};
 
 const WEBHOOK_KINDS = [
   'MutatingWebhookConfiguration',
@@ -231,6 +262,8 @@ describe.each(Object.keys(VALUE_SETS))('rendered with the %s values', (name) => 
     const objects = render(name);
     for (const ns of taskNamespaces(values)) {
       const account = findOne(objects, 'ServiceAccount', 'tes-heartbeat', ns) as Any;
+      // Rule T1: the task's containers get no token of an account that holds the agent's Role.
+      expect(account.automountServiceAccountToken).toBe(false);
       expect(account.imagePullSecrets).toEqual(
         v.imagePullSecrets.length > 0 ? v.imagePullSecrets : undefined,
       );
@@ -261,6 +294,8 @@ describe.each(Object.keys(VALUE_SETS))('rendered with the %s values', (name) => 
         v.tes.url ||
         (v.emulator.enabled ? `http://${FULLNAME}-emulator.${RELEASE_NAMESPACE}.svc:8080` : undefined);
       expect(settings.data.TES_URL).toBe(url);
+      // Rule T6: plain http allowed for the chart's own emulator alone.
+      expect(settings.data.TES_ALLOW_HTTP).toBe(v.tes.url ? undefined : 'true');
     }
     const nodes = findAll(objects, 'ClusterRoleBinding').find(
       (b) => b.metadata.name === `${FULLNAME}-agent-nodes`,
@@ -298,13 +333,10 @@ describe.each(Object.keys(VALUE_SETS))('rendered with the %s values', (name) => 
       POD_NAMESPACE: { fieldRef: { fieldPath: 'metadata.namespace' } },
     });
     const envValues = Object.fromEntries(container.env.map((e: Any) => [e.name, e.value]));
-    if (v.tes.tokenSecret.name && !v.tes.tokenSecret.asFile) {
+    const token = agentToken(v);
+    if (token && !token.asFile) {
       expect(env.TES_TOKEN).toEqual({
-        secretKeyRef: {
-          name: v.tes.tokenSecret.name,
-          key: v.tes.tokenSecret.key,
-          optional: v.tes.tokenSecret.optional,
-        },
+        secretKeyRef: { name: token.name, key: token.key, optional: token.optional },
       });
     } else {
       expect(env.TES_TOKEN).toBeUndefined();
@@ -325,6 +357,14 @@ describe.each(Object.keys(VALUE_SETS))('rendered with the %s values', (name) => 
       const mount = mounts.find((m: Any) => m.name === volume);
       return `${mount.mountPath}/${file}`;
     };
+    // Rule T1: the agent's own API token, as the ServiceAccount admission plugin would mount it
+    // (the task's account automounts none), for the agent alone.
+    expect(byName['tes-heartbeat-kube-api-access']).toEqual(KUBE_API_ACCESS);
+    expect(mounts.find((m: Any) => m.name === 'tes-heartbeat-kube-api-access')).toEqual({
+      name: 'tes-heartbeat-kube-api-access',
+      mountPath: '/var/run/secrets/kubernetes.io/serviceaccount',
+      readOnly: true,
+    });
     const ca = v.tes.caBundle
       ? { name: 'tes-heartbeat-tes-ca', key: 'ca.crt' }
       : v.tes.caConfigMap.name
@@ -338,11 +378,11 @@ describe.each(Object.keys(VALUE_SETS))('rendered with the %s values', (name) => 
       expect(envValues.TES_CA_FILE).toBeUndefined();
       expect(byName['tes-heartbeat-tes-ca']).toBeUndefined();
     }
-    if (v.tes.tokenSecret.name && v.tes.tokenSecret.asFile) {
+    if (token?.asFile) {
       // Never optional: the agent refuses a token file it cannot read.
       expect(byName['tes-heartbeat-tes-token'].secret).toEqual({
-        secretName: v.tes.tokenSecret.name,
-        items: [{ key: v.tes.tokenSecret.key, path: 'token' }],
+        secretName: token.name,
+        items: [{ key: token.key, path: 'token' }],
       });
       expect(envValues.TES_TOKEN_FILE).toBe(fileIn('tes-heartbeat-tes-token', 'token'));
     } else {
@@ -418,6 +458,13 @@ describe.each(Object.keys(VALUE_SETS))('rendered with the %s values', (name) => 
       expect(emulator.map((o) => o.kind).sort()).toEqual(['Deployment', 'Service']);
       const pod = (emulator.find((o) => o.kind === 'Deployment') as Any).spec.template.spec;
       expect(pod.containers[0].args.slice(0, 1)).toEqual(['emulator']);
+      // Rule T7: always a token, from a Secret through env, never on the command line.
+      expect(pod.containers[0].args.join(' ')).not.toMatch(/token/i);
+      const tokenEnv = pod.containers[0].env.find((e: Any) => e.name === 'EMULATOR_TOKEN');
+      expect(tokenEnv.valueFrom).toEqual({
+        secretKeyRef: { name: `${FULLNAME}-emulator-token`, key: 'token' },
+      });
+      findOne(objects, 'Secret', `${FULLNAME}-emulator-token`, RELEASE_NAMESPACE);
       expect(pod.containers[0].resources.requests).toBeDefined();
       expect(pod.containers[0].resources.limits).toBeDefined();
     } else {
@@ -511,7 +558,7 @@ describe('the webhook', () => {
   });
 
   test.each([
-    ['defaults', [RELEASE_NAMESPACE], 'Ignore'],
+    ['defaults', ['tasks'], 'Ignore'],
     ['kind', ['tes-tasks'], 'Ignore'],
     ['production', ['genomics', 'imaging'], 'Fail'],
   ])(
@@ -644,7 +691,7 @@ describe('real clusters (issue 10)', () => {
       ['template', RELEASE, chartDir],
       ['install', RELEASE, chartDir, '--dry-run=client'],
     ]) {
-      const result = helm(args, {});
+      const result = helm(args, { taskNamespaces: ['tasks'] });
       expect(result.code).not.toBe(0);
       expect(result.stderr).toMatch(/tes\.url is required: set tes\.url/);
     }
@@ -652,8 +699,11 @@ describe('real clusters (issue 10)', () => {
     const lint = helm(['lint', chartDir, '--strict'], {});
     expect(lint.code).toBe(0);
     expect(lint.stdout).toContain('0 chart(s) failed');
-    expect(helm(['template', RELEASE, chartDir], { emulator: { enabled: true } }).code).toBe(0);
-    expect(helm(['template', RELEASE, chartDir], { tes: { url: 'https://tes.example.org' } }).code).toBe(0);
+    const tasks = { taskNamespaces: ['tasks'] };
+    expect(helm(['template', RELEASE, chartDir], { ...tasks, emulator: { enabled: true } }).code).toBe(0);
+    expect(
+      helm(['template', RELEASE, chartDir], { ...tasks, tes: { url: 'https://tes.example.org' } }).code,
+    ).toBe(0);
   });
 
   test('a CA given both ways fails at helm time, naming both values', () => {

@@ -18,12 +18,16 @@ import { podInvariantErrors, podSpecOf, validateObject } from '../support/k8s-sc
 type Any = any;
 
 const examplesDir = path.join(repoRoot, 'deploy/examples');
-const WITH_TES = { tes: { url: 'https://tes.example.org' } };
+const WITH_TES = { taskNamespaces: ['tes-tasks'], tes: { url: 'https://tes.example.org' } };
 const exampleFiles = readdirSync(examplesDir).filter((f) => f.endsWith('.yaml'));
 const load = (file: string): K8sObject[] =>
   parseManifests(readFileSync(path.join(examplesDir, file), 'utf8'));
 const podOf = (file: string): Any => podSpecOf(load(file)[0] as K8sObject);
 const templateOf = (file: string): Any => (load(file)[0] as Any).spec.template;
+
+/** The chart's default values. */
+const effectiveValues = (): Any =>
+  parse(readFileSync(path.join(repoRoot, 'charts/tes-heartbeat/values.yaml'), 'utf8'));
 
 /** The chart's published snippet with default values and a TES (the examples use the default image). */
 function publishedSnippet(key: string): Any {
@@ -36,8 +40,9 @@ function publishedSnippet(key: string): Any {
   return parse(cm.data[key]);
 }
 
-test('the three examples are there', () => {
+test('the four examples are there', () => {
   expect(exampleFiles.sort()).toEqual([
+    'job-fleet.yaml',
     'job-injected.yaml',
     'job-native-sidecar.yaml',
     'job-regular-sidecar.yaml',
@@ -61,9 +66,42 @@ describe.each(exampleFiles)('%s', (file) => {
       'tes-heartbeat/nonce',
       'tes-heartbeat/run-id',
     ]);
-    expect(template.spec.serviceAccountName).toBe('tes-heartbeat');
+    // Fleet mode has no account of ours in the task namespaces: the task gets no token at all.
+    if (file === 'job-fleet.yaml') expect(template.spec.automountServiceAccountToken).toBe(false);
+    else expect(template.spec.serviceAccountName).toBe('tes-heartbeat');
     expect(template.spec.restartPolicy).toBe('Never');
   });
+
+  test('a task container never runs as the agent (rule T4: /proc of a process of the same uid is readable)', () => {
+    const pod = podOf(file);
+    const agentUid = effectiveValues().securityContext.runAsUser;
+    for (const c of [...(pod.initContainers ?? []), ...pod.containers].filter(
+      (c: Any) => c.name !== 'tes-heartbeat',
+    ))
+      expect(c.securityContext.runAsUser, c.name).not.toBe(agentUid);
+  });
+});
+
+test("the hand-written sidecars carry volumes.yaml verbatim (the agent's own API token, rule T1)", () => {
+  const cm = findOne(
+    renderChart(WITH_TES),
+    'ConfigMap',
+    'tes-tes-heartbeat-sidecar',
+    RELEASE_NAMESPACE,
+  ) as Any;
+  const published = parse(cm.data['volumes.yaml']);
+  for (const file of ['job-native-sidecar.yaml', 'job-regular-sidecar.yaml'])
+    expect(podOf(file).volumes, file).toEqual(published);
+});
+
+test("fleet example: the fleet label of the chart's default selector and the two annotations, nothing of ours", () => {
+  const template = templateOf('job-fleet.yaml');
+  const [key, value] = effectiveValues().fleet.selector.split('=');
+  expect(template.metadata.labels[key]).toBe(value);
+  expect(template.metadata.labels['tes-heartbeat/inject']).toBeUndefined();
+  expect(template.spec.containers.map((c: Any) => c.name)).toEqual(['task']);
+  expect(template.spec.initContainers).toBeUndefined();
+  expect(template.spec.volumes).toBeUndefined();
 });
 
 test('native example: the agent is the first init container, restartPolicy Always, exactly the published native snippet', () => {
@@ -113,10 +151,19 @@ test('the pod invariants catch what they claim to (a broken pod fails each check
 test('every chart object with a pod keeps the same pod rules', () => {
   const sets = [
     WITH_TES,
-    { emulator: { enabled: true } },
+    { taskNamespaces: ['tes-tasks'], emulator: { enabled: true } },
+    // Fleet mode: the DaemonSet, the Deployment and the uninstall hook's Job.
+    { ...WITH_TES, mode: 'fleet', fleet: { finalizer: true } },
+    {
+      taskNamespaces: ['tes-tasks'],
+      emulator: { enabled: true },
+      mode: 'fleet',
+      fleet: { scope: 'cluster' },
+    },
     { ...WITH_TES, webhook: { certManager: { enabled: true } } },
     // Every optional volume and knob on, OpenShift ids.
     {
+      taskNamespaces: ['tes-tasks'],
       tes: {
         url: 'https://tes.example.org',
         caBundle: readFileSync(path.join(repoRoot, 'test/fixtures/tls/ca.crt'), 'utf8'),

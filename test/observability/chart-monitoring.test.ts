@@ -71,7 +71,7 @@ function docAnchors(): Set<string> {
 
 describe('metrics.* values', () => {
   test('all default to off: no monitoring object, no dashboard', () => {
-    const defaults = renderChart({ tes: { url: 'https://tes.example.org' } });
+    const defaults = renderChart({ taskNamespaces: ['tasks'], tes: { url: 'https://tes.example.org' } });
     for (const kind of MONITORING_KINDS) expect(findAll(defaults, kind)).toEqual([]);
     expect(defaults.filter((o) => o.metadata.labels?.grafana_dashboard)).toEqual([]);
     expect(defaults.filter((o) => o.apiVersion.startsWith('monitoring.coreos.com'))).toEqual([]);
@@ -142,12 +142,9 @@ describe('PodMonitor', () => {
     ]);
   });
 
-  test('with no taskNamespaces, the release namespace', () => {
-    const pm = findAll(
-      renderChart({ tes: { url: 'https://tes.example.org' }, metrics: { podMonitor: { enabled: true } } }),
-      'PodMonitor',
-    )[0] as Any;
-    expect(pm.spec.namespaceSelector).toEqual({ matchNames: [RELEASE_NAMESPACE] });
+  test('selects the task namespaces only, never the release namespace', () => {
+    expect(podMonitor.spec.namespaceSelector).toEqual({ matchNames: ['genomics', 'imaging'] });
+    expect(podMonitor.spec.namespaceSelector.matchNames).not.toContain(RELEASE_NAMESPACE);
   });
 
   test("scrapes a port the published sidecar declares by that name, the listener's HTTP_ADDR port", () => {
@@ -206,7 +203,10 @@ describe('PrometheusRule', () => {
       expect(Object.keys(r.annotations).sort(), r.alert).toEqual(['description', 'runbook_url', 'summary']);
       expect(r.labels.severity, r.alert).toMatch(/^(warning|critical)$/);
       const [page, anchor] = r.annotations.runbook_url.split('#');
-      expect(page).toBe('docs/operations.md');
+      // Absolute: the published docs of the chart's own version (an alert UI opens no relative path).
+      expect(page).toMatch(
+        /^https:\/\/github\.com\/tes-heartbeat\/tes-heartbeat\/blob\/v\d+\.\d+\.\d+\/docs\/operations\.md$/,
+      );
       expect(anchors.has(anchor), `docs/operations.md has no section #${anchor}`).toBe(true);
     }
   });
@@ -223,6 +223,7 @@ describe('PrometheusRule', () => {
   test('windows, severities, the runbook base URL and extra labels come from the values', () => {
     const custom = findAll(
       renderChart({
+        taskNamespaces: ['tasks'],
         tes: { url: 'https://tes.example.org' },
         metrics: {
           prometheusRule: {

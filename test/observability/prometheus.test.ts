@@ -44,6 +44,7 @@ const objects = renderChart({
     serviceMonitor: { enabled: true },
     prometheusRule: {
       enabled: true,
+      runbookBaseUrl: 'docs/operations.md',
       heartbeatFailing: { window: '5s', for: '2s' },
       heartbeatStale: { after: '8s', for: '1s' },
       webhookInjectionErrors: { window: '10s', for: '0s' },

@@ -19,7 +19,12 @@ const ALERTS = ['TesHeartbeatFailing', 'TesHeartbeatStale', 'TesWebhookInjection
 // The unit tests' job names are the operator's for release `tes` in `tes-system`.
 expect([RELEASE, RELEASE_NAMESPACE]).toEqual(['tes', 'tes-system']);
 const rule = findAll(
-  renderChart({ tes: { url: 'https://tes.example.org' }, metrics: { prometheusRule: { enabled: true } } }),
+  // The unit tests name the runbooks relative to the repository (the default is the published URL).
+  renderChart({
+    taskNamespaces: ['tasks'],
+    tes: { url: 'https://tes.example.org' },
+    metrics: { prometheusRule: { enabled: true, runbookBaseUrl: 'docs/operations.md' } },
+  }),
   'PrometheusRule',
 )[0] as Any;
 

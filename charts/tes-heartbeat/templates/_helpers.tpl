@@ -43,10 +43,16 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
 {{- end -}}
 
-{{/* Task namespaces as a list; empty means the release namespace alone. */}}
+{{/* Task namespaces as a list (required, checked by tes-heartbeat.validate). */}}
 {{- define "tes-heartbeat.taskNamespaces" -}}
-{{- $namespaces := .Values.taskNamespaces | default (list .Release.Namespace) | uniq -}}
-{{- toJson $namespaces -}}
+{{- toJson (.Values.taskNamespaces | default list | uniq) -}}
+{{- end -}}
+
+{{- define "tes-heartbeat.fleetMode" -}}{{ if eq .Values.mode "fleet" }}true{{ end }}{{- end -}}
+
+{{/* The webhook runs in sidecar mode only. */}}
+{{- define "tes-heartbeat.webhookEnabled" -}}
+{{- if and .Values.webhook.enabled (ne .Values.mode "fleet") }}true{{ end -}}
 {{- end -}}
 
 {{/* Fixed names in the task namespaces: the snippet is one spec for every namespace. */}}
@@ -63,6 +69,69 @@ with this message, before a single object is applied).
 {{- end -}}
 {{- if and .Values.tes.caBundle .Values.tes.caConfigMap.name -}}
 {{- fail "tes.caBundle and tes.caConfigMap.name are both set: give the TES CA one way (a PEM bundle the chart renders, or an existing ConfigMap)" -}}
+{{- end -}}
+{{- /* Rule T3: where tasks may run. */ -}}
+{{- if not .Values.taskNamespaces -}}
+{{- fail "taskNamespaces is required: name the namespaces where task pods run (--set 'taskNamespaces={tasks}'). Never the release namespace: it holds the webhook's serving key." -}}
+{{- end -}}
+{{- range .Values.taskNamespaces -}}
+{{- if eq . $.Release.Namespace -}}
+{{- fail (printf "taskNamespaces must not contain the release namespace %q: it holds the webhook's serving key and the chart's Secrets; install the chart into a namespace of its own" .) -}}
+{{- end -}}
+{{- if has . (list "kube-system" "kube-public" "kube-node-lease") -}}
+{{- fail (printf "taskNamespaces must not contain %q: task pods never run in a kube-* namespace" .) -}}
+{{- end -}}
+{{- end -}}
+{{- if has "default" .Values.taskServiceAccounts -}}
+{{- fail "taskServiceAccounts must not contain \"default\": every pod of the namespace runs as it and would get the agent's Role; let task pods run as tes-heartbeat (or an account of their own)" -}}
+{{- end -}}
+{{- /* Rule T6: the agents refuse a bearer over plain http (exit 2 in every task pod). */ -}}
+{{- if and (hasPrefix "http://" .Values.tes.url) .Values.tes.tokenSecret.name -}}
+{{- fail "tes.url is http:// while tes.tokenSecret.name is set: the agents never send a bearer over plain HTTP (they would exit 2); use an https:// TES URL" -}}
+{{- end -}}
+{{- /* Rule T7: the agents' token comes with the emulator's only when the chart made it. */ -}}
+{{- if and .Values.emulator.enabled (not .Values.tes.url) .Values.emulator.tokenSecret.name (not .Values.tes.tokenSecret.name) -}}
+{{- fail "emulator.tokenSecret.name is set but tes.tokenSecret.name is not: the chart cannot copy a Secret it did not make; give the agents a Secret with the same token (tes.tokenSecret.name), or leave emulator.tokenSecret.name empty and let the chart generate the token" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The chart's own in-cluster emulator is the agents' TES (emulator.enabled, no tes.url). */}}
+{{- define "tes-heartbeat.ownEmulator" -}}
+{{- if and .Values.emulator.enabled (not .Values.tes.url) }}true{{ end -}}
+{{- end -}}
+
+{{/* The emulator's token Secret: the user's (emulator.tokenSecret.name) or the chart's. */}}
+{{- define "tes-heartbeat.emulatorTokenSecret" -}}
+{{- .Values.emulator.tokenSecret.name | default (printf "%s-emulator-token" (include "tes-heartbeat.fullname" .)) -}}
+{{- end -}}
+
+{{/* The chart-generated emulator token: the one in the cluster if any (lookup), else new. */}}
+{{- define "tes-heartbeat.emulatorToken" -}}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "tes-heartbeat.emulatorTokenSecret" .) -}}
+{{- if and $existing $existing.data (index $existing.data "token") -}}
+{{- index $existing.data "token" | b64dec -}}
+{{- else -}}
+{{- /* Once per render: the emulator's Secret and the agents' copies must hold the same one. */ -}}
+{{- if not (hasKey .Values.emulator "generatedToken") -}}
+{{- $_ := set .Values.emulator "generatedToken" (randAlphaNum 40) -}}
+{{- end -}}
+{{- .Values.emulator.generatedToken -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The TES token Secret the agents (task namespaces) or the fleet (release namespace) read, as
+JSON: tes.tokenSecret, or with the chart's own emulator the emulator's token (rule T7); {} for none.
+*/}}
+{{- define "tes-heartbeat.tokenSecret" -}}
+{{- $t := .Values.tes.tokenSecret -}}
+{{- if $t.name -}}
+{{- dict "name" $t.name "key" $t.key "optional" $t.optional "asFile" $t.asFile | toJson -}}
+{{- else if include "tes-heartbeat.ownEmulator" . -}}
+{{- $name := ternary (include "tes-heartbeat.emulatorTokenSecret" .) "tes-heartbeat-emulator-token" (eq .Values.mode "fleet") -}}
+{{- dict "name" $name "key" "token" "optional" false "asFile" $t.asFile | toJson -}}
+{{- else -}}
+{}
 {{- end -}}
 {{- end -}}
 
@@ -121,11 +190,30 @@ seccompProfile:
 {{/*
 The pod volumes the sidecar mounts (rule I1): published beside the snippet as volumes.yaml, and
 added by the webhook to each injected pod that lacks them. Names start with tes-heartbeat-.
+tes-heartbeat-kube-api-access is what the ServiceAccount admission plugin would add (rule T1):
+the agent's own API token, while the task's ServiceAccount automounts none.
 */}}
 {{- define "tes-heartbeat.sidecarVolumes" -}}
 {{- $ca := include "tes-heartbeat.caConfigMap" . | fromJson -}}
-{{- $token := .Values.tes.tokenSecret -}}
-{{- if or $ca.name (and $token.name $token.asFile) -}}
+{{- $token := include "tes-heartbeat.tokenSecret" . | fromJson -}}
+- name: tes-heartbeat-kube-api-access
+  projected:
+    defaultMode: 420
+    sources:
+      - serviceAccountToken:
+          path: token
+          expirationSeconds: 3607
+      - configMap:
+          name: kube-root-ca.crt
+          items:
+            - key: ca.crt
+              path: ca.crt
+      - downwardAPI:
+          items:
+            - path: namespace
+              fieldRef:
+                apiVersion: v1
+                fieldPath: metadata.namespace
 {{- with $ca.name }}
 - name: tes-heartbeat-tes-ca
   configMap:
@@ -142,9 +230,6 @@ added by the webhook to each injected pod that lacks them. Names start with tes-
       - key: {{ $token.key }}
         path: token
 {{- end }}
-{{- else -}}
-[]
-{{- end -}}
 {{- end -}}
 
 {{/* The agent's listener port, from sidecar.httpAddr (empty for `off`). */}}
@@ -191,7 +276,7 @@ env:
         fieldPath: metadata.namespace
   - name: HTTP_ADDR
     value: {{ .Values.sidecar.httpAddr | quote }}
-{{- with .Values.tes.tokenSecret }}
+{{- with include "tes-heartbeat.tokenSecret" . | fromJson }}
 {{- if and .name .asFile }}
   - name: TES_TOKEN_FILE
     value: /etc/tes-heartbeat/tes-token/token
@@ -218,17 +303,20 @@ resources:
   {{- toYaml .Values.sidecar.resources | nindent 2 }}
 securityContext:
   {{- include "tes-heartbeat.containerSecurityContext" . | nindent 2 }}
-{{- if or $ca.name (and .Values.tes.tokenSecret.name .Values.tes.tokenSecret.asFile) }}
+{{- $token := include "tes-heartbeat.tokenSecret" . | fromJson }}
 volumeMounts:
+  # The agent's own API token (rule T1), where client libraries look for it.
+  - name: tes-heartbeat-kube-api-access
+    mountPath: /var/run/secrets/kubernetes.io/serviceaccount
+    readOnly: true
 {{- if $ca.name }}
   - name: tes-heartbeat-tes-ca
     mountPath: /etc/tes-heartbeat/tes-ca
     readOnly: true
 {{- end }}
-{{- if and .Values.tes.tokenSecret.name .Values.tes.tokenSecret.asFile }}
+{{- if and $token.name $token.asFile }}
   - name: tes-heartbeat-tes-token
     mountPath: /etc/tes-heartbeat/tes-token
     readOnly: true
-{{- end }}
 {{- end }}
 {{- end -}}

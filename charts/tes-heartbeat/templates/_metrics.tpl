@@ -1,8 +1,9 @@
 {{/* Names the monitoring objects share: the job labels the Prometheus operator gives their
 targets are what the alerts select, so they are computed in one place. */}}
 
+{{/* The agents' PodMonitor, or in fleet mode the fleet's. */}}
 {{- define "tes-heartbeat.podMonitorName" -}}
-{{- printf "%s-agents" (include "tes-heartbeat.fullname" .) -}}
+{{- printf "%s-%s" (include "tes-heartbeat.fullname" .) (ternary "fleet" "agents" (eq .Values.mode "fleet")) -}}
 {{- end -}}
 
 {{/* A PodMonitor's targets get job="<its namespace>/<its name>". */}}
