@@ -372,20 +372,23 @@ export async function servedSerial(port: number): Promise<string> {
  * each: a volume it mounts with a projected serviceAccountToken source, or a Secret volume or
  * projection, or env, naming one of `tokenSecrets` (legacy `kubernetes.io/service-account-token`
  * Secrets). With `shareProcessNamespace`, also what every other container running as the same
- * user holds (readable through /proc/<pid>/root and environ); a container whose user the pod
- * does not set may run as anyone's, so it counts as the same.
+ * user holds (readable through /proc/<pid>/root and environ). A container's user is its own
+ * runAsUser, else the pod's, else its image's (`imageUsers`, by container name); a user
+ * nobody knows may be anyone's, so it counts as the same.
  */
 export function reachableTokens(
   pod: V1Pod,
   containerName: string,
-  tokenSecrets: ReadonlySet<string> = new Set(),
+  options: { tokenSecrets?: ReadonlySet<string>; imageUsers?: Record<string, number> } = {},
 ): string[] {
+  const tokenSecrets = options.tokenSecrets ?? new Set<string>();
   const spec = pod.spec;
   if (!spec) return [];
   const all = [...(spec.initContainers ?? []), ...spec.containers];
   const self = all.find((c) => c.name === containerName);
   if (!self) throw new Error(`no container ${containerName}`);
-  const uid = (c: V1Container) => c.securityContext?.runAsUser ?? spec.securityContext?.runAsUser;
+  const uid = (c: V1Container) =>
+    c.securityContext?.runAsUser ?? spec.securityContext?.runAsUser ?? options.imageUsers?.[c.name];
   const sameUser = (a: V1Container, b: V1Container) =>
     uid(a) === undefined || uid(b) === undefined || uid(a) === uid(b);
   const readers =
