@@ -29,7 +29,7 @@ const schemaModules: Record<string, () => Promise<ModelModule>> = {
 /** The kinds this project renders, each served by Kubernetes 1.29 under this apiVersion. */
 export const SERVED_IN_1_29: Record<string, string[]> = {
   v1: ['ConfigMap', 'Secret', 'Service', 'ServiceAccount', 'Pod'],
-  'apps/v1': ['Deployment'],
+  'apps/v1': ['Deployment', 'DaemonSet'],
   'batch/v1': ['Job'],
   'policy/v1': ['PodDisruptionBudget'],
   'rbac.authorization.k8s.io/v1': ['Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding'],
