@@ -428,3 +428,79 @@ export function tokenPathMounts(pod: V1Pod): Record<string, string> {
   }
   return out;
 }
+
+/**
+ * One TLS handshake with the webhook offering only what `options` allow (ciphers, versions):
+ * the protocol and suite agreed, or the error that refused it.
+ */
+export async function handshake(
+  port: number,
+  options: import('node:tls').ConnectionOptions,
+): Promise<{ protocol: string | null; cipher: string } | Error> {
+  const { connect } = await import('node:tls');
+  const ca = (await readTls('ca')).cert;
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port, ca, servername: 'localhost', ...options }, () => {
+      const agreed = { protocol: socket.getProtocol(), cipher: socket.getCipher().name };
+      socket.end();
+      resolve(agreed);
+    });
+    socket.on('error', (error) => resolve(error));
+  });
+}
+
+export interface OversizedSend {
+  /** Bytes of the body the client managed to hand to its socket before the server closed it. */
+  written: number;
+  /** Whether every byte of the body was written before the connection closed. */
+  finished: boolean;
+  /** What the server answered, as raw HTTP. */
+  answer: string;
+}
+
+/**
+ * POSTs a body of `total` bytes to /mutate in `chunk`-sized pieces (chunked transfer encoding,
+ * so the server learns the size only by reading), waiting for the socket to drain between
+ * pieces as a real client does, until all is written or the server closes the connection.
+ */
+export async function sendOversized(port: number, total: number, chunk = 64 * 1024): Promise<OversizedSend> {
+  const { connect } = await import('node:tls');
+  const ca = (await readTls('ca')).cert;
+  const socket = connect({ host: '127.0.0.1', port, ca, servername: 'localhost' });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('secureConnect', () => resolve());
+    socket.once('error', reject);
+  });
+  let answer = '';
+  let closed = false;
+  socket.on('data', (d: Buffer) => {
+    answer += d.toString('latin1');
+  });
+  socket.on('error', () => {});
+  const done = new Promise<void>((resolve) =>
+    socket.on('close', () => {
+      closed = true;
+      resolve();
+    }),
+  );
+  socket.write(
+    'POST /mutate?timeout=5s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n',
+  );
+  const piece = Buffer.concat([
+    Buffer.from(`${chunk.toString(16)}\r\n`),
+    Buffer.alloc(chunk, 0x20),
+    Buffer.from('\r\n'),
+  ]);
+  let written = 0;
+  while (written < total && !closed) {
+    const more = socket.write(piece);
+    written += chunk;
+    if (!more) {
+      await Promise.race([new Promise((resolve) => socket.once('drain', resolve)), done]);
+    }
+  }
+  const finished = written >= total && !closed;
+  if (finished) socket.end('0\r\n\r\n');
+  await done;
+  return { written: Math.min(written, total), finished, answer };
+}
