@@ -19,6 +19,8 @@ export interface Clock {
 export const systemClock: Clock = {
   now: () => Date.now(),
   monotonic: () => performance.now(),
-  sleep: (ms, signal) => sleepTimer(ms, undefined, signal ? { signal } : undefined),
+  // A negative delay is a computation gone wrong at the caller (fix it there); Node would
+  // also print a TimeoutNegativeWarning in plain text among JSON logs, so it waits 0 here.
+  sleep: (ms, signal) => sleepTimer(Math.max(0, ms), undefined, signal ? { signal } : undefined),
   random: () => Math.random(),
 };

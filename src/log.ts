@@ -50,3 +50,18 @@ export async function createLogger(
   }
   return pino(config, destination ?? pino.destination({ dest: 1, sync: true }));
 }
+
+/**
+ * Node's own warnings (a TimeoutNegativeWarning, a deprecation, a MaxListenersExceeded) go
+ * through `log` instead of Node's printer, which writes plain text on stderr and breaks a
+ * stream of JSON lines. The printer is the 'warning' listener Node installs at start-up
+ * (absent under --no-warnings or NODE_NO_WARNINGS=1, but the event is emitted either way),
+ * so it is removed and replaced. For commands that run for long and log (agent, webhook,
+ * emulator, fleet); the stack says where the warning came from, as --trace-warnings would.
+ */
+export function logProcessWarnings(log: Logger): void {
+  process.removeAllListeners('warning');
+  process.on('warning', (warning) =>
+    log.warn({ warning: warning.name, err: warning }, `Node.js warning: ${warning.name}`),
+  );
+}

@@ -301,7 +301,12 @@ export class Agent {
           warned = true;
         }
         if (run.deletedSeen || (run.pod && run.allTerminated(run.pod))) return;
-        await clock.sleep(Math.min(FINAL_POD_POLL_MS, until - clock.monotonic()), signal);
+        // The 2 s can be up before the timer above says so: a GET that failed just after
+        // `until` (a refused connection, or its own timeout firing first) must not sleep a
+        // negative time (Node warns, in plain text, among the JSON logs: issue 16).
+        const left = until - clock.monotonic();
+        if (left <= 0) return;
+        await clock.sleep(Math.min(FINAL_POD_POLL_MS, left), signal);
       }
     } catch {
       // the 2 s or the final heartbeat's share ran out: it goes out with the newest snapshot

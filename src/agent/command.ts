@@ -8,7 +8,7 @@ import { EXIT_INTERNAL, EXIT_OK, reportInvalid } from '../cli/exit.ts';
 import { systemClock } from '../clock.ts';
 import { agentSettings, loadAgentConfig } from '../config/agent.ts';
 import { helpText } from '../config/settings.ts';
-import { createLogger } from '../log.ts';
+import { createLogger, logProcessWarnings } from '../log.ts';
 import { Secrets } from '../secrets.ts';
 
 /** After the agent finished, anything still open (a socket to a TES that never answers) gets this long. */
@@ -40,6 +40,7 @@ export async function run(argv: string[]): Promise<number> {
       base: { runId: config.runId, podName: config.podName },
       secrets,
     });
+    logProcessWarnings(log);
     // Loaded after the settings are valid: a bad setting costs no module loading.
     const { Agent } = await import('./agent.ts');
     const agent = new Agent(config, { clock: systemClock, log, secrets });

@@ -1,7 +1,7 @@
 // `tes-heartbeat emulator`: the in-memory TES on a port until SIGTERM/SIGINT.
 import { EXIT_INTERNAL, EXIT_OK, reportInvalid } from '../cli/exit.ts';
 import { duration, helpText, integer, logSettings, nonEmpty, parseSettings } from '../config/settings.ts';
-import { createLogger } from '../log.ts';
+import { createLogger, logProcessWarnings } from '../log.ts';
 import { startEmulator } from './server.ts';
 
 const spec = {
@@ -38,6 +38,7 @@ export async function run(argv: string[]): Promise<number> {
   const { values } = parsed;
 
   const log = await createLogger({ level: values.logLevel, format: values.logFormat });
+  logProcessWarnings(log);
   // Handlers first: a signal during start-up still ends in a clean exit 0.
   const stop = Promise.withResolvers<string>();
   const onSignal = (signal: string) => stop.resolve(signal);

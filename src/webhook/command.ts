@@ -2,7 +2,7 @@
 import { systemClock } from '../clock.ts';
 import { EXIT_INTERNAL, EXIT_OK, reportInvalid } from '../cli/exit.ts';
 import { helpText, parseSettings } from '../config/settings.ts';
-import { createLogger } from '../log.ts';
+import { createLogger, logProcessWarnings } from '../log.ts';
 import { WEBHOOK_USAGE, webhookSpec } from './settings.ts';
 import { KubeconfigError, startWebhook } from './webhook.ts';
 
@@ -27,6 +27,7 @@ export async function run(argv: string[]): Promise<number> {
       level: config.logLevel ?? 'info',
       format: config.logFormat ?? 'json',
     });
+    logProcessWarnings(logger);
     let webhook: Awaited<ReturnType<typeof startWebhook>>;
     try {
       webhook = await startWebhook(config, { clock: systemClock, logger });
