@@ -8,7 +8,11 @@ script=${0##*/}
 CLUSTER=${KIND_CLUSTER:-tes-heartbeat}
 CONTEXT="kind-${CLUSTER}"
 NAMESPACE=${TES_HEARTBEAT_NAMESPACE:-tes-heartbeat}
+# Task pods run in a namespace of their own, never the release namespace (it holds the
+# webhook's serving key and the chart's Secrets: the chart refuses it).
 TASK_NAMESPACE=${TES_TASK_NAMESPACE:-tes-tasks}
+# sidecar (the webhook injects the agent) or fleet (a DaemonSet heartbeats for the node's pods).
+MODE=${TES_HEARTBEAT_MODE:-sidecar}
 RELEASE=${TES_HEARTBEAT_RELEASE:-tes-heartbeat}
 # The chart's fullname: the release name, suffixed with the chart's unless it contains it.
 case "$RELEASE" in
@@ -54,4 +58,20 @@ require_cluster() {
 
 kc() {
   kubectl --context "$CONTEXT" "$@"
+}
+
+# --fleet or --sidecar (else TES_HEARTBEAT_MODE, default sidecar) into MODE; anything else is refused.
+parse_mode() {
+  local arg
+  for arg in "$@"; do
+    case "$arg" in
+      --fleet) MODE=fleet ;;
+      --sidecar) MODE=sidecar ;;
+      *) die "unknown argument '$arg' (usage: $script [--sidecar|--fleet])" ;;
+    esac
+  done
+  case "$MODE" in
+    sidecar | fleet) ;;
+    *) die "TES_HEARTBEAT_MODE must be sidecar or fleet, not '$MODE'" ;;
+  esac
 }

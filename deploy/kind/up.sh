@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Creates the kind cluster (if absent), builds the image, loads it into kind and installs the
-# chart with the in-cluster emulator. Safe to run again: each step converges.
+# chart with the in-cluster emulator, tasks in their own namespace (tes-tasks). Safe to run
+# again: each step converges. --fleet installs fleet mode (a DaemonSet heartbeats for the node's
+# task pods) instead of the sidecar webhook; running it again with the other flag switches.
 set -euo pipefail
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+parse_mode "$@"
 require docker kind helm kubectl
 require_docker_daemon
 [ -n "$VERSION" ] || die "cannot read the version from $root/package.json"
@@ -30,9 +33,10 @@ upgrade=false
 if helm --kube-context "$CONTEXT" status "$RELEASE" --namespace "$NAMESPACE" >/dev/null 2>&1; then
   upgrade=true
 fi
-log "installing the chart (release $RELEASE in $NAMESPACE, tasks in $TASK_NAMESPACE, emulator on)"
+log "installing the chart (release $RELEASE in $NAMESPACE, $MODE mode, tasks in $TASK_NAMESPACE, emulator on)"
 helm --kube-context "$CONTEXT" upgrade --install "$RELEASE" "$root/charts/tes-heartbeat" \
   --namespace "$NAMESPACE" \
+  --set "mode=$MODE" \
   --set "taskNamespaces={$TASK_NAMESPACE}" \
   --set emulator.enabled=true \
   --set "image.repository=$IMAGE_REPOSITORY" \
@@ -43,8 +47,14 @@ helm --kube-context "$CONTEXT" upgrade --install "$RELEASE" "$root/charts/tes-he
 
 if [ "$upgrade" = true ]; then
   # Same tag, maybe a new build: restart so the pods run the image just loaded.
-  kc --namespace "$NAMESPACE" rollout restart deployment -l "app.kubernetes.io/instance=$RELEASE"
-  kc --namespace "$NAMESPACE" rollout status deployment -l "app.kubernetes.io/instance=$RELEASE" --timeout 3m
+  kc --namespace "$NAMESPACE" rollout restart deployment,daemonset -l "app.kubernetes.io/instance=$RELEASE"
+  for workload in $(kc --namespace "$NAMESPACE" get deployment,daemonset -l "app.kubernetes.io/instance=$RELEASE" -o name); do
+    kc --namespace "$NAMESPACE" rollout status "$workload" --timeout 3m
+  done
 fi
 
-log "ready: deploy/kind/demo.sh runs a task with an injected sidecar"
+if [ "$MODE" = fleet ]; then
+  log "ready: deploy/kind/demo.sh --fleet runs a task the fleet heartbeats for"
+else
+  log "ready: deploy/kind/demo.sh runs a task with an injected sidecar"
+fi

@@ -94,6 +94,7 @@ const BASICS = [
   'touch',
   'rm',
   'head',
+  'base64',
 ];
 
 let sandbox: string;
@@ -119,8 +120,8 @@ function binDir(stubs: Record<string, string>): string {
   return bin;
 }
 
-function runScript(script: string, bin: string) {
-  const result = spawnSync('/bin/bash', [path.join(repoRoot, 'deploy/kind', script)], {
+function runScript(script: string, bin: string, args: string[] = []) {
+  const result = spawnSync('/bin/bash', [path.join(repoRoot, 'deploy/kind', script), ...args], {
     encoding: 'utf8',
     env: { PATH: bin, STUB_LOG: path.join(sandbox, 'calls.log'), STATE: sandbox, HOME: sandbox },
     timeout: 30_000,
@@ -170,12 +171,14 @@ esac`,
   kubectl: `case " $* " in
   *" create namespace "*) echo "apiVersion: v1" ;;
   *" apply -f - "*) cat >/dev/null ;;
+  *" get secret "*"-o jsonpath={.data.token}"*) printf 'dGhlLWVtdWxhdG9yLXRva2Vu' ;;
+  *" get deployment,daemonset "*) printf 'deployment.apps/tes-heartbeat-webhook\\ndaemonset.apps/tes-heartbeat-fleet\\n' ;;
   *" exec "*"runs create"*) printf '{\\n  "id": "run-42",\\n  "status": "Pending"\\n}\\n' ;;
   *" exec "*"runs get"*) printf '{"id":"run-42","name":"x","status":"Completed"}\\n' ;;
   *" create -f - "*) cat > "$STATE/job.yaml" ;;
   *" get pods "*) echo tes-heartbeat-demo-abcde ;;
-  *" get pod "*) echo "tes-heartbeat task" ;;
-  *" logs "*) echo '{"msg":"final heartbeat sent"}' ;;
+  *" get pod "*) if [ -f "$STATE/fleet" ]; then echo " task"; else echo "tes-heartbeat task"; fi ;;
+  *" logs "*) echo '{"msg":"final heartbeat sent","runId":"run-42"}' ;;
 esac
 exit 0`,
 };
@@ -195,14 +198,35 @@ describe('with stub tools', () => {
     );
     const install = first.calls.find((c) => c.includes(' upgrade --install '));
     expect(install).toContain('emulator.enabled=true');
+    // Rule T3: tasks in a namespace of their own, named explicitly, not the release's.
     expect(install).toContain('taskNamespaces={tes-tasks}');
+    expect(install).toContain('--namespace tes-heartbeat');
+    expect(install).toContain('mode=sidecar');
     expect(install).toContain('--kube-context kind-tes-heartbeat');
     expect(first.calls.some((c) => c.includes('rollout restart'))).toBe(false);
 
     const second = runScript('up.sh', bin);
     expect(second.code).toBe(0);
     expect(second.calls.filter((c) => c.startsWith('kind create'))).toEqual([]);
-    expect(second.calls.some((c) => c.includes('rollout restart'))).toBe(true);
+    expect(second.calls.some((c) => c.includes('rollout restart deployment,daemonset'))).toBe(true);
+    // Every workload of the release is waited for, the fleet's DaemonSet too.
+    expect(second.calls).toContainEqual(
+      expect.stringContaining('rollout status daemonset.apps/tes-heartbeat-fleet'),
+    );
+  });
+
+  test('up.sh --fleet installs fleet mode; an unknown argument stops it before anything is done', () => {
+    const bin = binDir(STUBS);
+    const fleet = runScript('up.sh', bin, ['--fleet']);
+    expect(fleet.code).toBe(0);
+    const install = fleet.calls.find((c) => c.includes(' upgrade --install '));
+    expect(install).toContain('mode=fleet');
+    expect(install).toContain('taskNamespaces={tes-tasks}');
+    expect(fleet.stderr).toContain('demo.sh --fleet');
+    const wrong = runScript('up.sh', bin, ['--flet']);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain("unknown argument '--flet' (usage: up.sh [--sidecar|--fleet])");
+    expect(wrong.calls).toEqual([]);
   });
 
   test('demo.sh creates a run, launches the injection example with its id and a nonce, and prints the final status', () => {
@@ -224,6 +248,32 @@ describe('with stub tools', () => {
     expect(result.calls).toContainEqual(
       expect.stringContaining('delete job tes-heartbeat-demo --ignore-not-found'),
     );
+    // Rule T7: the emulator wants its token, read from the chart's Secret.
+    expect(
+      result.calls.filter((c) => c.includes(' runs ')).every((c) => c.endsWith('--token the-emulator-token')),
+    ).toBe(true);
+  });
+
+  test('demo.sh --fleet launches the fleet example (the fleet label, nothing of ours) and prints the fleet log lines of the run', () => {
+    writeFileSync(path.join(sandbox, 'cluster'), '');
+    writeFileSync(path.join(sandbox, 'fleet'), '');
+    const result = runScript('demo.sh', binDir(STUBS), ['--fleet']);
+    expect(result.stderr).toContain('carries nothing of ours');
+    expect(result.code).toBe(0);
+    const job = readFileSync(path.join(sandbox, 'job.yaml'), 'utf8');
+    expect(job).toContain('tes-heartbeat/fleet: "true"');
+    expect(job).not.toContain('tes-heartbeat/inject');
+    expect(job).toContain('tes-heartbeat/run-id: "run-42"');
+    expect(job).toMatch(/^ {2}name: tes-heartbeat-demo$/m);
+    expect(result.stdout).toContain('"runId":"run-42"');
+    expect(result.stdout.trim().split('\n').at(-1)).toBe('run run-42: Completed');
+  });
+
+  test('demo.sh --fleet stops when the pod got an injected agent (the chart is in sidecar mode)', () => {
+    writeFileSync(path.join(sandbox, 'cluster'), '');
+    const result = runScript('demo.sh', binDir(STUBS), ['--fleet']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('is the chart in fleet mode? (deploy/kind/up.sh --fleet)');
   });
 
   test('demo.sh stops with a clear message without a cluster', () => {
