@@ -2,6 +2,7 @@
 // as the chart passes them, and SIGTERM while reviews are being received.
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
+import { createConnection } from 'node:net';
 import { connect, type TLSSocket } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../support/fake-clock.ts';
@@ -10,10 +11,13 @@ import { podQosClass } from '../../src/webhook/qos.ts';
 import {
   admissionReview,
   applyAnswer,
+  fixtures,
+  handshake,
   httpsClient,
   jobPod,
   readTls,
   review,
+  sendOversized,
   templateFile,
   tempDir,
   tlsDir,
@@ -214,4 +218,68 @@ describe('tes-heartbeat webhook (process)', () => {
     await expect(open()).rejects.toThrow(/ECONNREFUSED/);
     expect(run.out()).toMatch(/"msg":"webhook stopped"/);
   });
+
+  it('T8: stops reading a body at 3 MiB, refuses weak TLS, and cuts off a request that does not arrive whole within 10 s', async () => {
+    // The chart's kind of key: RSA (helm's genSignedCert).
+    const run = runCli([], {
+      ...baseEnv,
+      WEBHOOK_TLS_CERT: path.join(fixtures, 'webhook/server-rsa.crt'),
+      WEBHOOK_TLS_KEY: path.join(fixtures, 'webhook/server-rsa.key'),
+    });
+    const port = await listeningPort(run.out);
+
+    const total = 64 * 1024 * 1024;
+    const sent = await sendOversized(port, total);
+    expect(sent.finished).toBe(false);
+    expect(sent.written).toBeLessThan(total);
+    expect(sent.answer).toMatch(/^HTTP\/1\.1 413 /);
+
+    for (const ciphers of ['AES128-SHA256', 'ECDHE-RSA-AES128-SHA']) {
+      expect(await handshake(port, { ciphers, maxVersion: 'TLSv1.2' }), ciphers).toBeInstanceOf(Error);
+    }
+    expect(
+      await handshake(port, { minVersion: 'TLSv1.1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' }),
+    ).toBeInstanceOf(Error);
+    expect(await handshake(port, { ciphers: 'ECDHE-RSA-AES128-GCM-SHA256', maxVersion: 'TLSv1.2' })).toEqual({
+      protocol: 'TLSv1.2',
+      cipher: 'ECDHE-RSA-AES128-GCM-SHA256',
+    });
+
+    // The real 10 s, once: a client that stops mid-body, one that stops mid-headers, and one
+    // that never finishes its TLS handshake (a bare TCP connection). Each is cut off.
+    const ca = (await readTls('ca')).cert;
+    const stalled = (head: string) =>
+      new Promise<{ answer: string }>((resolve, reject) => {
+        let answer = '';
+        const socket = connect({ host: '127.0.0.1', port, ca, servername: 'localhost' }, () =>
+          socket.write(head),
+        );
+        socket.on('data', (d: Buffer) => {
+          answer += d.toString('latin1');
+        });
+        socket.on('error', reject);
+        socket.on('close', () => resolve({ answer }));
+      });
+    const body = JSON.stringify(admissionReview(jobPod()));
+    const startedAt = Date.now();
+    const bare = new Promise<void>((resolve) => {
+      const socket = createConnection({ host: '127.0.0.1', port });
+      socket.on('error', () => {});
+      socket.on('close', () => resolve());
+    });
+    const [midBody, midHeaders] = await Promise.all([
+      stalled(
+        `POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 100)}`,
+      ),
+      stalled('POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Le'),
+      bare,
+    ]);
+    // Not before the contract's 10 s (the bound is on the request, not a shorter one).
+    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(9_500);
+    expect(midBody.answer).toMatch(/^HTTP\/1\.1 408 /);
+    expect(midHeaders.answer).toMatch(/^HTTP\/1\.1 408 /);
+
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(0);
+  }, 30_000);
 });
