@@ -18,9 +18,11 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 import { Agent, type Dispatcher, ProxyAgent } from 'undici';
+import { type Clock, systemClock } from '../clock.ts';
 import { kubeconfigFiles } from '../config/kubeconfig.ts';
 import { Problem } from '../config/settings.ts';
 import { isRecord } from '../json.ts';
+import { kubeconfigTokenFile, TokenFile } from './token-file.ts';
 import type { Job, Lease, Node, Pod, Status, VersionInfo, WatchEvent } from './types.ts';
 
 export type KubeErrorCode =
@@ -104,6 +106,8 @@ export interface LoadOptions {
   kubeconfig?: string | undefined;
   /** Prefix of the service-account files for in-cluster config (tests). */
   inClusterRoot?: string;
+  /** Ages the token read from a token file (rule T1). */
+  clock?: Clock;
 }
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
@@ -112,9 +116,15 @@ export class KubeApi {
   private readonly config: KubeConfig;
   private dispatcher: Dispatcher | undefined;
   private dispatcherKey = '';
+  /** Rule T1: the bearer token comes from this file, followed as it rotates (token-file.ts). */
+  private readonly tokenFile: TokenFile | undefined;
 
-  constructor(config: KubeConfig) {
+  constructor(config: KubeConfig, credentials: { tokenFile?: string | undefined; clock?: Clock } = {}) {
     this.config = config;
+    this.tokenFile =
+      credentials.tokenFile === undefined
+        ? undefined
+        : new TokenFile(credentials.tokenFile, credentials.clock ?? systemClock);
   }
 
   /** The kubeconfig files if given, else in-cluster when the service-account token exists, else ~/.kube/config. */
@@ -124,17 +134,21 @@ export class KubeApi {
     if (files instanceof Problem) throw configError(`KUBECONFIG: ${files.message}`);
     const root = options.inClusterRoot ?? '';
     const home = path.join(homedir(), '.kube', 'config');
+    let tokenFile: string | undefined;
     if (files.length > 0) {
       config = mergeFiles(files);
+      tokenFile = kubeconfigTokenFile(files, config.getCurrentUser()?.name ?? '');
     } else if (process.env.KUBERNETES_SERVICE_HOST && existsSync(root + SERVICE_ACCOUNT_TOKEN)) {
       config.loadFromCluster(root);
+      tokenFile = root + SERVICE_ACCOUNT_TOKEN;
     } else if (existsSync(home)) {
       config = mergeFiles([home]);
+      tokenFile = kubeconfigTokenFile([home], config.getCurrentUser()?.name ?? '');
     } else {
       throw configError('no Kubernetes configuration: not in a cluster and no ~/.kube/config');
     }
     if (!config.getCurrentCluster()) throw configError('kubeconfig has no current context or cluster');
-    return new KubeApi(config);
+    return new KubeApi(config, { tokenFile, ...(options.clock && { clock: options.clock }) });
   }
 
   /** The API server's base URL. */
@@ -337,8 +351,29 @@ export class KubeApi {
     streaming: boolean,
     write?: Write,
   ): Promise<Dispatcher.ResponseData> {
-    const { dispatcher, origin, headers, prefix } = await this.prepare(where);
-    return dispatcher.request({
+    const { response, token } = await this.sendOnce(where, signal, streaming, write);
+    // Rule T1: a 401 with a token file means the token rotated under us (or ours expired):
+    // read the file at once and, when it holds another token, make the call once more.
+    if (response.statusCode !== 401 || token === undefined || !this.tokenFile) return response;
+    let rotated: boolean;
+    try {
+      rotated = await this.tokenFile.rotated(token);
+    } catch (error) {
+      throw tokenFileError(this.tokenFile, where, error);
+    }
+    if (!rotated) return response;
+    await response.body.dump();
+    return (await this.sendOnce(where, signal, streaming, write)).response;
+  }
+
+  private async sendOnce(
+    where: string,
+    signal: AbortSignal,
+    streaming: boolean,
+    write?: Write,
+  ): Promise<{ response: Dispatcher.ResponseData; token: string | undefined }> {
+    const { dispatcher, origin, headers, prefix, token } = await this.prepare(where);
+    const response = await dispatcher.request({
       origin,
       path: prefix + where,
       ...(write === undefined
@@ -352,6 +387,7 @@ export class KubeApi {
       // A watch's own timers bound connecting and silence; undici's 300 s ones would only interfere.
       ...(streaming ? { headersTimeout: 0, bodyTimeout: 0 } : {}),
     });
+    return { response, token };
   }
 
   /** Headers and TLS material as the kubeconfig gives them now; the dispatcher reused while they hold. */
@@ -360,6 +396,8 @@ export class KubeApi {
     origin: string;
     prefix: string;
     headers: Record<string, string>;
+    /** The token read from the token file, when there is one. */
+    token: string | undefined;
   }> {
     const cluster = this.config.getCurrentCluster();
     const options: RequestOptions = {};
@@ -400,12 +438,24 @@ export class KubeApi {
       if (value !== undefined) headers[name] = String(value);
     }
     if (options.auth) headers.authorization = `Basic ${Buffer.from(options.auth).toString('base64')}`;
+    let token: string | undefined;
+    if (this.tokenFile) {
+      try {
+        token = await this.tokenFile.current();
+      } catch (error) {
+        throw tokenFileError(this.tokenFile, where, error);
+      }
+      for (const name of Object.keys(headers))
+        if (name.toLowerCase() === 'authorization') delete headers[name];
+      headers.authorization = `Bearer ${token}`;
+    }
     const server = new URL(cluster?.server ?? '');
     return {
       dispatcher: this.dispatcher,
       origin: server.origin,
       prefix: server.pathname.replace(/\/$/, ''),
       headers,
+      token,
     };
   }
 }
@@ -598,6 +648,11 @@ function parseJson<T>(body: string, where: string): T {
 
 function configError(message: string, where = ''): KubeError {
   return new KubeError({ code: 'KUBE_CONFIG', message, path: where });
+}
+
+function tokenFileError(file: TokenFile, where: string, error: unknown): KubeError {
+  const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+  return configError(`${where}: cannot read the token file ${file.path}: ${code}`, where);
 }
 
 /** A write's method and JSON body. */
