@@ -17,6 +17,8 @@ export interface Setting<T> {
   required?: boolean;
   /** A flag that takes no value (`--json`). */
   boolean?: boolean;
+  /** A flag that may be given again and again (`--container a=running --container b=exit:0`): each is parsed, the value is the list. */
+  repeatable?: boolean;
   /** The parsed value, or a Problem saying what is wrong with `raw`. */
   parse(raw: string): T | Problem;
 }
@@ -32,9 +34,11 @@ type Spec = Record<string, Setting<unknown>>;
 /** Parsed values: settings that are required or have a default are never undefined. */
 export type Values<S extends Spec> = {
   [K in keyof S]: S[K] extends Setting<infer T>
-    ? S[K] extends { required: true } | { default: string }
-      ? T
-      : T | undefined
+    ? S[K] extends { repeatable: true }
+      ? T[]
+      : S[K] extends { required: true } | { default: string }
+        ? T
+        : T | undefined
     : never;
 };
 
@@ -57,6 +61,7 @@ export function parseSettings<S extends Spec>(
   for (const [key, s] of Object.entries(spec)) byFlag.set(s.flag, [key, s]);
   const problems: string[] = [];
   const fromFlags = new Map<string, string>();
+  const repeated = new Map<string, string[]>();
   const positionals: string[] = [];
 
   for (let i = 0; i < argv.length; i++) {
@@ -78,7 +83,11 @@ export function parseSettings<S extends Spec>(
       continue;
     }
     const [key, s] = entry;
-    if (s.boolean) {
+    if (s.repeatable) {
+      const raw = eq !== -1 ? arg.slice(eq + 1) : i + 1 < argv.length ? (argv[++i] as string) : undefined;
+      if (raw === undefined) problems.push(`--${name} needs a value`);
+      else repeated.set(key, [...(repeated.get(key) ?? []), raw]);
+    } else if (s.boolean) {
       fromFlags.set(key, eq === -1 ? 'true' : arg.slice(eq + 1));
     } else if (eq !== -1) {
       fromFlags.set(key, arg.slice(eq + 1));
@@ -91,6 +100,16 @@ export function parseSettings<S extends Spec>(
 
   const values: Record<string, unknown> = {};
   for (const [key, s] of Object.entries(spec)) {
+    if (s.repeatable) {
+      const list: unknown[] = [];
+      for (const raw of repeated.get(key) ?? []) {
+        const parsed = s.parse(raw);
+        if (parsed instanceof Problem) problems.push(`${settingName(s)}: ${parsed.message}`);
+        else list.push(parsed);
+      }
+      values[key] = list;
+      continue;
+    }
     const raw = fromFlags.get(key) ?? (s.env !== undefined ? env[s.env] : undefined) ?? s.default;
     if (raw === undefined) {
       if (s.required) problems.push(`${settingName(s)}: required`);
@@ -106,7 +125,7 @@ export function parseSettings<S extends Spec>(
 
 export function helpText(usage: string, spec: Spec): string {
   const rows = Object.values(spec).map((s) => {
-    const flag = s.boolean ? `--${s.flag}` : `--${s.flag} <value>`;
+    const flag = s.boolean ? `--${s.flag}` : `--${s.flag} <value>${s.repeatable ? ' (repeatable)' : ''}`;
     const def = s.defaultHelp ?? s.default;
     const tail = [
       s.env ? `env ${s.env}` : '',

@@ -3,6 +3,7 @@
 // success, 1 when the service (or the way to it) fails, 2 on a usage error.
 import { readFileSync } from 'node:fs';
 import { EXIT_OK, EXIT_USAGE, reportInvalid } from '../cli/exit.ts';
+import { systemClock } from '../clock.ts';
 import { bearerToken } from '../config/credential.ts';
 import {
   commaList,
@@ -23,11 +24,13 @@ import { Secrets } from '../secrets.ts';
 import { TesClient } from '../tes/client.ts';
 import { TesError } from '../tes/errors.ts';
 import type {
+  ContainerStatus,
   CreateTaskRunRequest,
   HeartbeatTaskRunRequest,
   ListTaskRunsQuery,
   TaskRunSummary,
 } from '../tes/types.gen.ts';
+import { CONTAINER_FLAG_FORM, containerFlag } from './container-flag.ts';
 import { pageText, runText } from './format.ts';
 
 const EXIT_SERVICE_ERROR = 1;
@@ -115,13 +118,19 @@ const subcommands = {
   },
   abort: { usage: 'tes-heartbeat runs abort RUN_ID [flags]', spec: common },
   heartbeat: {
-    usage: 'tes-heartbeat runs heartbeat RUN_ID [--pod-name P] [--nonce N] [--last] | --body FILE [flags]',
+    usage: `tes-heartbeat runs heartbeat RUN_ID [--pod-name P] [--nonce N] [--container ${CONTAINER_FLAG_FORM}]... [--last] | --body FILE [flags]`,
     spec: {
       ...common,
       podName: flag('pod-name', 'podName to report'),
       podUid: flag('pod-uid', 'podUID to report'),
       nonce: flag('nonce', 'the nonce the run was checked out with'),
       jobRetryCount: { flag: 'job-retry-count', help: 'jobRetryCount to report', parse: integer({ min: 0 }) },
+      container: {
+        flag: 'container',
+        help: `a container's state, ${CONTAINER_FLAG_FORM}; once per container, in order`,
+        repeatable: true,
+        parse: containerFlag(systemClock.now),
+      },
       last: boolFlag('last', 'send lastHeartbeat: true (the run completes or fails)'),
       body: {
         flag: 'body',
@@ -183,6 +192,10 @@ export async function run(argv: string[]): Promise<number> {
   const bodyConflict = ['name', 'description', 'acl', 'podName', 'podUid', 'nonce', 'jobRetryCount'].filter(
     (key) => values[key] !== undefined,
   );
+  const containers = (values.container as ContainerStatus[] | undefined) ?? [];
+  if (containers.length > 0) bodyConflict.push('container');
+  const twice = containers.map((c) => c.name).filter((name, i, names) => names.indexOf(name) !== i);
+  if (twice.length > 0) return reportInvalid(command, [`--container: '${twice[0]}' is given twice`]);
   if (values.body !== undefined && (bodyConflict.length > 0 || values.last === true))
     return reportInvalid(command, ['--body cannot be combined with the flags that build a body']);
 
@@ -295,6 +308,8 @@ function heartbeatBody(values: Record<string, unknown>): HeartbeatTaskRunRequest
   if (typeof values.podUid === 'string') body.podUID = values.podUid;
   if (typeof values.nonce === 'string') body.nonce = values.nonce;
   if (typeof values.jobRetryCount === 'number') body.jobRetryCount = values.jobRetryCount;
+  const containers = values.container as ContainerStatus[];
+  if (containers.length > 0) body.containerStatus = containers;
   if (values.last === true) body.lastHeartbeat = true;
   return body;
 }

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Emulator, EmulatorExchange } from '../../src/emulator/server.ts';
+import type { HeartbeatTaskRunRequest } from '../../src/tes/types.gen.ts';
 import { expectValidResponses, startCheckedEmulator } from '../support/emulator-harness.ts';
 import { FaultTes } from '../support/fault-tes.ts';
 
@@ -177,6 +178,69 @@ describe('tes-heartbeat runs', () => {
     expect(code).toBe(0);
     expect(emulator.heartbeats(id as string)).toEqual([body]);
     expect(emulator.store.get(id as string).status).toBe('Completed');
+  });
+
+  it('heartbeat --container reports container states; a final one with exit 0 completes the run', async () => {
+    const { id } = emulator.store.create({});
+    const before = Date.now();
+    const running = await runs([
+      'heartbeat',
+      id as string,
+      '--container',
+      'main=running',
+      '--container',
+      'fetch=exit:0:Completed',
+      '--container=sidecar=waiting:ContainerCreating',
+    ]);
+    expect(running.code).toBe(0);
+    const last = await runs(['heartbeat', id as string, '--last', '--container', 'main=exit:0']);
+    expect(last.code).toBe(0);
+    expect(emulator.store.get(id as string).status).toBe('Completed');
+    const [first, final] = emulator.heartbeats(id as string) as HeartbeatTaskRunRequest[];
+    expect(first?.containerStatus).toEqual([
+      { name: 'main', state: { running: { startedAt: expect.any(String) } } },
+      {
+        name: 'fetch',
+        state: { terminated: { exitCode: 0, reason: 'Completed', finishedAt: expect.any(String) } },
+      },
+      { name: 'sidecar', state: { waiting: { reason: 'ContainerCreating' } } },
+    ]);
+    const startedAt = Date.parse(first?.containerStatus?.[0]?.state?.running?.startedAt ?? '');
+    expect(startedAt).toBeGreaterThanOrEqual(before - 1000);
+    expect(startedAt).toBeLessThanOrEqual(Date.now());
+    expect(final).toEqual({
+      lastHeartbeat: true,
+      containerStatus: [
+        { name: 'main', state: { terminated: { exitCode: 0, finishedAt: expect.any(String) } } },
+      ],
+    });
+  });
+
+  it('heartbeat --container with an exit code other than 0 fails the run, naming it', async () => {
+    const { id } = emulator.store.create({});
+    const last = await runs(['heartbeat', id as string, '--last', '--container', 'main=exit:137:OOMKilled']);
+    expect(last.code).toBe(0);
+    expect(emulator.store.get(id as string)).toMatchObject({
+      status: 'Failed',
+      statusDetails: 'main: exit code 137 (OOMKilled)',
+    });
+  });
+
+  it('a bad --container, one given twice, or with --body is a usage error', async () => {
+    const { id } = emulator.store.create({});
+    for (const [args, message] of [
+      [['--container', 'main'], "'main' names no container"],
+      [['--container', 'main=done'], "'main=done' has no state 'done'"],
+      [['--container', 'main=exit:ok'], "'main=exit:ok' has no integer exit code"],
+      [['--container', 'main=running:now'], "'main=running:now' has more after running"],
+      [['--container', 'a=running', '--container', 'a=exit:0'], "'a' is given twice"],
+      [['--container', 'a=running', '--body', file('c.json', {})], '--body cannot be combined'],
+    ] as const) {
+      const result = await runs(['heartbeat', id as string, ...args]);
+      expect(result.code, args.join(' ')).toBe(2);
+      expect(result.stderr).toContain(message);
+    }
+    expect(emulator.heartbeats(id as string)).toEqual([]);
   });
 
   it('a bad or missing token exits 1 with the 401, never printing the token', async () => {
