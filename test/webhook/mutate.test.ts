@@ -11,9 +11,17 @@ import {
   type NonceSource,
   sidecarContainer,
 } from '../../src/webhook/mutate.ts';
-import { AGENT_TOKEN_VOLUME } from '../../src/webhook/token.ts';
+import {
+  AGENT_TOKEN_VOLUME,
+  agentTokenVolume,
+  OWN_TOKEN_WARNING,
+  SERVICE_ACCOUNT_MOUNT_PATH,
+  withAgentToken,
+  withAgentTokenVolume,
+} from '../../src/webhook/token.ts';
 import { MAX_WARNING_LENGTH } from '../../src/webhook/warning.ts';
 import { parseTemplate, TemplateError } from '../../src/webhook/template.ts';
+import { pluginTokenVolume } from '../support/serviceaccount-admission.ts';
 import { admissionReview, jobPod, loadTemplate, validatePod } from '../support/webhook-helpers.ts';
 
 const ANNOTATION: NonceSource = { from: 'annotation' };
@@ -338,5 +346,71 @@ describe('parseTemplate', () => {
   ])('refuses %j', (text, message) => {
     expect(() => parseTemplate('t.yaml', text)).toThrow(TemplateError);
     expect(() => parseTemplate('t.yaml', text)).toThrow(message);
+  });
+});
+
+describe("the agent's own token (T1)", () => {
+  const mount = { name: AGENT_TOKEN_VOLUME, mountPath: SERVICE_ACCOUNT_MOUNT_PATH, readOnly: true };
+  const ca = { name: 'tes-heartbeat-tes-ca', mountPath: '/etc/tes-heartbeat/tes-ca', readOnly: true };
+
+  it.each([
+    { desc: 'no mounts', mounts: undefined, expected: [mount] },
+    { desc: 'other mounts', mounts: [ca], expected: [ca, mount] },
+    { desc: "the chart's mount first", mounts: [mount, ca], expected: [mount, ca] },
+    {
+      desc: 'something else at the token path',
+      mounts: [ca, { name: 'kube-api-access-abcde', mountPath: SERVICE_ACCOUNT_MOUNT_PATH }],
+      expected: [ca, mount],
+    },
+    {
+      desc: 'our volume mounted elsewhere',
+      mounts: [{ name: AGENT_TOKEN_VOLUME, mountPath: '/x' }],
+      expected: [mount],
+    },
+  ])('mounts the token read-only at the path, once: $desc', ({ mounts, expected }) => {
+    const container = withAgentToken({ name: 'a', image: 'x', ...(mounts && { volumeMounts: mounts }) });
+    expect(container.volumeMounts).toEqual(expected);
+  });
+
+  it('adds the volume to SIDECAR_VOLUMES, or puts it in place of a same-named one', () => {
+    const caVolume = { name: 'tes-heartbeat-tes-ca', configMap: { name: 'ca' } };
+    expect(withAgentTokenVolume([])).toEqual([agentTokenVolume()]);
+    expect(withAgentTokenVolume([caVolume])).toEqual([caVolume, agentTokenVolume()]);
+    const stale = { name: AGENT_TOKEN_VOLUME, projected: { sources: [] } };
+    expect(withAgentTokenVolume([stale, caVolume, stale])).toEqual([agentTokenVolume(), caVolume]);
+  });
+
+  it('is the ServiceAccount plugin volume under another name: no audience, 3607 s, CA and namespace', () => {
+    const { name, ...source } = agentTokenVolume();
+    const { name: _, ...plugin } = pluginTokenVolume('kube-api-access-abcde');
+    expect(name).toBe('tes-heartbeat-kube-api-access');
+    // The plugin takes the first volume named kube-api-access-* for the pod's own: never ours.
+    expect(name.startsWith('kube-api-access-')).toBe(false);
+    expect(source).toEqual(plugin);
+  });
+
+  it.each([
+    { desc: 'nothing of its own', pod: () => jobPod(), holds: false },
+    {
+      desc: 'automountServiceAccountToken: true',
+      pod: () => jobPod({ automountServiceAccountToken: true }),
+      holds: true,
+    },
+    { desc: 'its account automounts', pod: () => jobPod({ account: {} }), holds: true },
+    {
+      desc: 'a token mount of its own in a task container',
+      pod: () => {
+        const p = jobPod();
+        const [task] = p.spec?.containers ?? [];
+        if (task) task.volumeMounts = [{ name: 'own', mountPath: SERVICE_ACCOUNT_MOUNT_PATH }];
+        return p;
+      },
+      holds: true,
+    },
+  ])('warns that the tasks can read every pod when the pod holds its own token: $desc', ({ pod, holds }) => {
+    const out = mutatePod(requestFor(pod()), options());
+    expect(out.result).toBe('injected');
+    expect(out.warnings).toEqual(holds ? [OWN_TOKEN_WARNING] : []);
+    expect(OWN_TOKEN_WARNING.length).toBeLessThanOrEqual(MAX_WARNING_LENGTH);
   });
 });
