@@ -47,7 +47,7 @@ export function separateFromTasks(container: V1Container, pod: V1Pod): Separated
   const podUid = spec.securityContext?.runAsUser;
   const tasks = [...(spec.initContainers ?? []), ...spec.containers].map((c) => ({
     name: c.name,
-    uid: c.securityContext?.runAsUser ?? podUid ?? undefined,
+    uid: c.securityContext?.runAsUser ?? podUid,
   }));
   const clash = tasks.find((t) => t.uid === undefined || t.uid === agentUid);
   if (!clash) {
@@ -58,7 +58,10 @@ export function separateFromTasks(container: V1Container, pod: V1Pod): Separated
       ],
     };
   }
-  const named = new Set<number>([...tasks.flatMap((t) => t.uid ?? []), ...(podUid ? [podUid] : [])]);
+  const named = new Set<number>([
+    ...tasks.flatMap((t) => t.uid ?? []),
+    ...(podUid !== undefined ? [podUid] : []),
+  ]);
   const uid = SEPARATE_AGENT_UIDS.find((candidate) => !named.has(candidate));
   const why =
     clash.uid === undefined

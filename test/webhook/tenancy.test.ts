@@ -205,10 +205,8 @@ describe('T1: no API token for the task, through the ServiceAccount plugin and i
     const created = restrictedTaskPod({ automountServiceAccountToken: false });
     const spec = created.spec as NonNullable<V1Pod['spec']>;
     spec.volumes = [{ name: 'ci-token', secret: { secretName: 'ci-token-abcde' } }];
-    spec.containers[0]?.volumeMounts?.push({ name: 'ci-token', mountPath: '/ci' });
-    if (spec.containers[0] && !spec.containers[0].volumeMounts) {
-      spec.containers[0].volumeMounts = [{ name: 'ci-token', mountPath: '/ci' }];
-    }
+    const [task] = spec.containers;
+    if (task) task.volumeMounts = [{ name: 'ci-token', mountPath: '/ci' }];
     const tokens = new Set(['ci-token-abcde']);
     const { final, answer } = await admit(native, created, CHART_ACCOUNT);
     expect(reachableTokens(final, 'task', { tokenSecrets: tokens })).toEqual(['ci-token']);
