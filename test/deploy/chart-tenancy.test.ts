@@ -123,6 +123,12 @@ describe('rules T6/T7: the in-cluster emulator always runs with a token', () => 
     const refused = template({ ...values, tes: {} });
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/emulator\.tokenSecret\.name is set but tes\.tokenSecret\.name is not/);
+    // The fleet sits beside the emulator in the release namespace: it reads that same Secret.
+    const fleet = renderChart({ ...values, tes: {}, mode: 'fleet' });
+    const daemonSet = findOne(fleet, 'DaemonSet', `${FULLNAME}-fleet`, RELEASE_NAMESPACE) as Any;
+    expect(envOf(daemonSet.spec.template.spec.containers[0]).TES_TOKEN).toEqual({
+      secretKeyRef: { name: 'dev-tes-token', key: 'token', optional: false },
+    });
   });
 
   test('a token for a plain-http TES is refused at helm time (the agents would exit 2)', () => {

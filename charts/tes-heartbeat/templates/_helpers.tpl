@@ -89,8 +89,9 @@ with this message, before a single object is applied).
 {{- if and (hasPrefix "http://" .Values.tes.url) .Values.tes.tokenSecret.name -}}
 {{- fail "tes.url is http:// while tes.tokenSecret.name is set: the agents never send a bearer over plain HTTP (they would exit 2); use an https:// TES URL" -}}
 {{- end -}}
-{{- /* Rule T7: the agents' token comes with the emulator's only when the chart made it. */ -}}
-{{- if and .Values.emulator.enabled (not .Values.tes.url) .Values.emulator.tokenSecret.name (not .Values.tes.tokenSecret.name) -}}
+{{- /* Rule T7: the agents' token comes with the emulator's only when the chart made it (the
+fleet, beside the emulator in the release namespace, reads the emulator's Secret itself). */ -}}
+{{- if and .Values.emulator.enabled (not .Values.tes.url) .Values.emulator.tokenSecret.name (not .Values.tes.tokenSecret.name) (ne .Values.mode "fleet") -}}
 {{- fail "emulator.tokenSecret.name is set but tes.tokenSecret.name is not: the chart cannot copy a Secret it did not make; give the agents a Secret with the same token (tes.tokenSecret.name), or leave emulator.tokenSecret.name empty and let the chart generate the token" -}}
 {{- end -}}
 {{- end -}}
