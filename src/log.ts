@@ -28,6 +28,11 @@ export interface LogOptions {
   base?: Record<string, string>;
   /** Credentials and the nonce, scrubbed by value from every line wherever they appear. */
   secrets?: Secrets;
+  /**
+   * Fields every line carries, null on lines whose logger does not bind them (the fleet:
+   * `runId` and `podName` are bound by each run's child logger, null on process lines).
+   */
+  nullUnlessBound?: readonly string[];
 }
 
 export async function createLogger(
@@ -40,7 +45,13 @@ export async function createLogger(
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
-  const { secrets } = options;
+  const { secrets, nullUnlessBound: fields } = options;
+  if (fields && fields.length > 0) {
+    const nulls = Object.fromEntries(fields.map((field) => [field, null]));
+    // A child's bindings come first on the line: the mixin fills in only what it lacks.
+    config.mixin = (_line, _level, logger) =>
+      (fields[0] as string) in logger.bindings() ? {} : { ...nulls };
+  }
   if (secrets) config.hooks = { streamWrite: (line) => secrets.scrub(line) };
   if (options.format === 'pretty' && !destination) {
     // Loaded only when asked for, in the main thread: a transport's worker thread

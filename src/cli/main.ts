@@ -21,6 +21,10 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: 'the admission webhook that injects the agent',
     load: () => import('../webhook/command.ts'),
   },
+  fleet: {
+    summary: 'heartbeats for many task pods, per node or per cluster',
+    load: () => import('../fleet/command.ts'),
+  },
   demo: {
     summary: 'the whole path on one machine, no cluster needed',
     load: () => import('../demo/command.ts'),

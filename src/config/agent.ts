@@ -173,13 +173,7 @@ export type AgentConfigResult =
   | Exclude<ParseResult<never>, { kind: 'ok' }>;
 
 export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv): AgentConfigResult {
-  // POD_NAME and POD_NAMESPACE fall back to what the pod provides anyway.
-  const defaults = { ...env };
-  if (!defaults.POD_NAME && env.HOSTNAME) defaults.POD_NAME = env.HOSTNAME;
-  if (!defaults.POD_NAMESPACE) {
-    const fromFile = readIfPresent(SERVICE_ACCOUNT_NAMESPACE);
-    if (fromFile) defaults.POD_NAMESPACE = fromFile;
-  }
+  const defaults = withPodFallbacks(env);
   // Required once the fallbacks are in: checked with every other setting, so that
   // all problems are reported in one run.
   const parsed = parseSettings(
@@ -228,8 +222,19 @@ export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
   };
 }
 
+/** `env` with POD_NAME and POD_NAMESPACE falling back to what the pod provides anyway (the agent and the fleet). */
+export function withPodFallbacks(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const defaults = { ...env };
+  if (!defaults.POD_NAME && env.HOSTNAME) defaults.POD_NAME = env.HOSTNAME;
+  if (!defaults.POD_NAMESPACE) {
+    const fromFile = readIfPresent(SERVICE_ACCOUNT_NAMESPACE);
+    if (fromFile) defaults.POD_NAMESPACE = fromFile;
+  }
+  return defaults;
+}
+
 /** A missing POD_NAME or POD_NAMESPACE also means its fallback was not there. */
-function whyNoFallback(problem: string): string {
+export function whyNoFallback(problem: string): string {
   if (problem === `${settingName(agentSettings.podName)}: required`)
     return `${problem} (HOSTNAME is not set either)`;
   if (problem === `${settingName(agentSettings.namespace)}: required`)

@@ -3,6 +3,11 @@
 // otherwise). Best effort: a refused or failed write is logged once at warn, later
 // ones at debug, and never thrown — an Event must not delay or change a heartbeat.
 import type { HealthEvent } from '../heartbeat/health-events.ts';
+
+/** What an Event says: the heartbeat's transitions (HealthEvent), or the fleet's HeartbeatSkipped. */
+export type EventContent = Omit<HealthEvent, 'reason'> & {
+  reason: HealthEvent['reason'] | 'HeartbeatSkipped';
+};
 import type { Logger } from '../log.ts';
 import type { KubeApi } from './api.ts';
 
@@ -34,8 +39,17 @@ export interface EventsV1Event {
   regarding: { kind: 'Pod'; apiVersion: 'v1'; namespace: string; name: string; uid?: string };
 }
 
-/** The Event for `event` on `pod`, stamped with the wall clock `at` (ms). */
-export function podEvent(event: HealthEvent, pod: PodRef, at: number): EventsV1Event {
+/**
+ * The Event for `event` on `pod`, stamped with the wall clock `at` (ms). The reporting
+ * instance is the process that writes it: the sidecar's pod is the task pod itself, the
+ * fleet's is its own `POD_NAME`.
+ */
+export function podEvent(
+  event: EventContent,
+  pod: PodRef,
+  at: number,
+  reportingInstance = pod.name,
+): EventsV1Event {
   return {
     apiVersion: 'events.k8s.io/v1',
     kind: 'Event',
@@ -47,7 +61,7 @@ export function podEvent(event: HealthEvent, pod: PodRef, at: number): EventsV1E
     type: event.type,
     note: truncateUtf8(event.note, NOTE_LIMIT_BYTES),
     reportingController: REPORTING_CONTROLLER,
-    reportingInstance: pod.name.slice(0, REPORTING_INSTANCE_LIMIT),
+    reportingInstance: reportingInstance.slice(0, REPORTING_INSTANCE_LIMIT),
     regarding: {
       kind: 'Pod',
       apiVersion: 'v1',
@@ -73,8 +87,10 @@ function truncateUtf8(text: string, maxBytes: number): string {
 export interface PodEventWriterOptions {
   api: KubeApi;
   log: Logger;
-  /** The pod as known now (its uid joins once the pod was read). */
-  pod(): PodRef;
+  /** The pod as known now (its uid joins once the pod was read); the fleet names the pod per write instead. */
+  pod?(): PodRef;
+  /** `reportingInstance`: the fleet's own POD_NAME; default the regarded pod's name (the sidecar). */
+  reportingInstance?: string;
   /** Wall-clock ms, for `eventTime`. */
   now(): number;
   timeoutMs: number;
@@ -88,20 +104,25 @@ export class PodEventWriter {
     this.o = options;
   }
 
-  /** Records `event`; false when the write failed (already logged). Never throws. */
-  async write(event: HealthEvent, signal?: AbortSignal): Promise<boolean> {
-    const { api, log } = this.o;
-    const pod = this.o.pod();
+  /** Records `event` on the pod of the `pod` option; false when the write failed (already logged). Never throws. */
+  write(event: EventContent, signal?: AbortSignal): Promise<boolean> {
+    if (!this.o.pod) throw new TypeError('PodEventWriter.write: no pod option; use writeFor');
+    return this.writeFor(this.o.pod(), event, signal);
+  }
+
+  /** Records `event` on `pod`, logging through `log` (the run's logger in the fleet). Never throws. */
+  async writeFor(pod: PodRef, event: EventContent, signal?: AbortSignal, log = this.o.log): Promise<boolean> {
+    const { api } = this.o;
     try {
       await api.create(
         `/apis/events.k8s.io/v1/namespaces/${encodeURIComponent(pod.namespace)}/events`,
-        podEvent(event, pod, this.o.now()),
+        podEvent(event, pod, this.o.now(), this.o.reportingInstance),
         { timeoutMs: this.o.timeoutMs, ...(signal ? { signal } : {}) },
       );
       log.info({ reason: event.reason, type: event.type }, 'Event recorded on the pod');
       return true;
     } catch (error) {
-      // Once in the agent's life: a missing `events create` grant would otherwise repeat forever.
+      // Once in the process's life: a missing `events create` grant would otherwise repeat forever.
       const level = this.warned ? 'debug' : 'warn';
       this.warned = true;
       log[level](

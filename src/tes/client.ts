@@ -116,11 +116,15 @@ export class TesClient {
     );
   }
 
-  /** Discards every pooled connection; the next call dials fresh ones (contract policy rule 9). */
-  async resetConnections(): Promise<void> {
+  /**
+   * Discards every pooled connection; the next call dials fresh ones (contract policy
+   * rule 9). `drain` lets requests still running on the old connections finish there
+   * (the fleet: other runs' attempts must not be cut off); by default they are destroyed.
+   */
+  async resetConnections(mode: 'destroy' | 'drain' = 'destroy'): Promise<void> {
     const old = this.agent;
     this.agent = this.newAgent();
-    await old.destroy();
+    await (mode === 'drain' ? old.close() : old.destroy());
   }
 
   async close(): Promise<void> {

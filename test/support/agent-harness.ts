@@ -19,7 +19,16 @@ export interface AgentProcess {
 }
 
 export function startAgent(env: Record<string, string | undefined>, args: string[] = []): AgentProcess {
-  const child = spawn(process.execPath, [CLI, 'agent', ...args], {
+  return startCli('agent', env, args);
+}
+
+/** Any command of the built CLI as a child process (the fleet's tests use it too). */
+export function startCli(
+  command: string,
+  env: Record<string, string | undefined>,
+  args: string[] = [],
+): AgentProcess {
+  const child = spawn(process.execPath, [CLI, command, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { PATH: process.env.PATH, ...env },
   });

@@ -36,6 +36,8 @@ export class FaultTes {
   readonly requests: RecordedHeartbeat[] = [];
   private readonly script: Reply[] = [];
   private fallback: Reply = { status: 200, body: {} };
+  /** Per run id, the answer to every heartbeat of that run (before the script and the fallback). */
+  private readonly perRun = new Map<string, Reply>();
   private inFlight = 0;
   maxInFlight = 0;
   private readonly server = createServer((req, res) => this.handle(req, res));
@@ -49,6 +51,12 @@ export class FaultTes {
 
   setFallback(reply: Reply): void {
     this.fallback = reply;
+  }
+
+  /** Answers every heartbeat of `runId` with `reply` (undefined: as the others again). */
+  setRunReply(runId: string, reply: Reply | undefined): void {
+    if (reply) this.perRun.set(runId, reply);
+    else this.perRun.delete(runId);
   }
 
   /** Distinct TCP connections seen so far. */
@@ -93,7 +101,8 @@ export class FaultTes {
         connection: req.socket.remotePort ?? 0,
         inFlight,
       });
-      const reply = this.script.shift() ?? this.fallback;
+      const runId = decodeURIComponent(match?.[1] ?? '');
+      const reply = this.perRun.get(runId) ?? this.script.shift() ?? this.fallback;
       if ('hang' in reply) return;
       if ('drop' in reply) {
         req.socket.destroy();

@@ -1,0 +1,89 @@
+// `tes-heartbeat fleet`: settings, logger, signals, exit code — as the agent's command.
+// Signals are handled from the first moment; an internal error once running is logged
+// and the fleet goes on (rule 22): thousands of runs must not end over one bad callback.
+import { EXIT_INTERNAL, EXIT_OK, reportInvalid } from '../cli/exit.ts';
+import { systemClock } from '../clock.ts';
+import { fleetSettings, loadFleetConfig } from '../config/fleet.ts';
+import { helpText } from '../config/settings.ts';
+import { KubeApi, KubeError } from '../kube/api.ts';
+import { createLogger, logProcessWarnings } from '../log.ts';
+import { Secrets } from '../secrets.ts';
+
+/** After the fleet finished, anything still open gets this long. */
+const EXIT_BACKSTOP_MS = 1_000;
+
+export async function run(argv: string[]): Promise<number> {
+  let stop: (() => void) | undefined;
+  let signalled = false;
+  let onInternalError: ((error: unknown) => void) | undefined;
+  const onSignal = () => {
+    signalled = true;
+    stop?.();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  try {
+    const loaded = loadFleetConfig(argv, process.env);
+    if (loaded.kind === 'help') {
+      process.stdout.write(helpText('usage: tes-heartbeat fleet [flags]', fleetSettings));
+      return EXIT_OK;
+    }
+    if (loaded.kind === 'invalid') return reportInvalid('fleet', loaded.problems);
+    const { config } = loaded;
+    let kube: KubeApi;
+    try {
+      kube = KubeApi.load(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {});
+    } catch (error) {
+      return reportInvalid('fleet', [error instanceof KubeError ? error.message : String(error)]);
+    }
+    // Rule 11: the fleet's own token is kept for good; each run adds its nonce and jwts.
+    const secrets = new Secrets([config.token]);
+    const log = await createLogger({
+      level: config.logLevel,
+      format: config.logFormat,
+      secrets,
+      nullUnlessBound: ['runId', 'podName'],
+    });
+    logProcessWarnings(log);
+    if (config.releaseFinalizers) {
+      const { releaseFinalizers } = await import('./release-finalizers.ts');
+      return await releaseFinalizers(config, { api: kube, clock: systemClock, log });
+    }
+    const { Fleet } = await import('./fleet.ts');
+    const fleet = new Fleet(config, { clock: systemClock, log, secrets, kube });
+    onInternalError = (error) => log.error({ err: error }, 'internal error; the fleet goes on');
+    process.on('uncaughtException', onInternalError);
+    process.on('unhandledRejection', onInternalError);
+    stop = () => fleet.stop();
+    if (signalled) fleet.stop();
+    log.info(
+      {
+        tesUrl: config.tesUrl.origin,
+        scope: config.nodeName ? 'node' : 'cluster',
+        node: config.nodeName ?? null,
+        namespaces: config.namespaces.length > 0 ? config.namespaces : 'all',
+        selector: config.selector,
+      },
+      'fleet starting',
+    );
+    try {
+      await fleet.start();
+    } catch (error) {
+      log.error({ err: error }, 'internal error: the fleet stops');
+      log.flush();
+      return EXIT_INTERNAL;
+    } finally {
+      setTimeout(() => process.exit(), EXIT_BACKSTOP_MS).unref();
+    }
+    log.info('fleet finished');
+    log.flush();
+    return EXIT_OK;
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    if (onInternalError) {
+      process.off('uncaughtException', onInternalError);
+      process.off('unhandledRejection', onInternalError);
+    }
+  }
+}

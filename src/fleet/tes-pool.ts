@@ -1,0 +1,115 @@
+// The fleet's one way to the TES: one keep-alive connection pool shared by every run,
+// at most FLEET_MAX_IN_FLIGHT requests in flight over all runs (a run's loop never has
+// more than one), each attempt bounded by HEARTBEAT_TIMEOUT from the moment it gets its
+// slot, so a slow run holds one slot for at most that long and never delays another's.
+//
+// Rule 9 with a shared pool. A sidecar recycles its connections after two failed attempts
+// in a row; a fleet that did so per run would let one run whose TES answers 503 tear down
+// every other run's connections (and their attempts in flight) every other attempt. The
+// fleet counts instead per pool, as the contract reads ("per TES connection pool"): the
+// failures in a row of every attempt on the pool, in the order they end; any success
+// resets it. One run's 503s between other runs' successes never reach two in a row; a
+// TES (or a half-dead path to it) failing for everyone does at once. A run's loop asks
+// for the recycling as before, and it happens only when the pool's own count says so; the
+// old pool is drained, not destroyed (other runs' attempts finish there), and failures of
+// attempts that started on an old pool do not count against the new one.
+import type { Clock } from '../clock.ts';
+import type { Secrets } from '../secrets.ts';
+import { TesClient } from '../tes/client.ts';
+import type { HeartbeatTaskRunRequest, TaskRunHeartbeat } from '../tes/types.gen.ts';
+
+export interface FleetTesOptions {
+  baseUrl: URL;
+  timeoutMs: number;
+  ca?: string | undefined;
+  clock: Clock;
+  secrets: Secrets;
+  maxInFlight: number;
+}
+
+export class FleetTes {
+  private readonly client: TesClient;
+  private readonly maxInFlight: number;
+  private inFlight = 0;
+  private readonly waiting: (() => void)[] = [];
+  /** Which pool an attempt ran on: counted failures of an older one are ignored. */
+  private generation = 0;
+  private failuresInARow = 0;
+
+  constructor(options: FleetTesOptions) {
+    this.maxInFlight = options.maxInFlight;
+    this.client = new TesClient({
+      baseUrl: options.baseUrl,
+      timeoutMs: options.timeoutMs,
+      clock: options.clock,
+      secrets: options.secrets,
+      ...(options.ca ? { ca: options.ca } : {}),
+    });
+  }
+
+  /** Requests in flight now (for tests and the benchmark). */
+  get busy(): number {
+    return this.inFlight;
+  }
+
+  /** One heartbeat attempt of `runId`, once a slot is free; aborting `signal` gives up the wait or the attempt. */
+  async send(
+    runId: string,
+    body: HeartbeatTaskRunRequest,
+    token: string | undefined,
+    signal: AbortSignal,
+  ): Promise<TaskRunHeartbeat> {
+    await this.slot(signal);
+    const generation = this.generation;
+    try {
+      const reply = await this.client.heartbeatTaskRun(runId, body, { ...(token ? { token } : {}), signal });
+      if (generation === this.generation) this.failuresInARow = 0;
+      return reply;
+    } catch (error) {
+      if (generation === this.generation && (error as { retryable?: unknown }).retryable === true)
+        this.failuresInARow++;
+      throw error;
+    } finally {
+      this.release();
+    }
+  }
+
+  /** A run's loop saw two failures in a row: recycle only when the pool's own count agrees. */
+  async recycle(): Promise<void> {
+    if (this.failuresInARow < 2) return;
+    this.failuresInARow = 0;
+    this.generation++;
+    await this.client.resetConnections('drain');
+  }
+
+  async close(): Promise<void> {
+    await this.client.close();
+  }
+
+  private async slot(signal: AbortSignal): Promise<void> {
+    signal.throwIfAborted();
+    if (this.inFlight < this.maxInFlight) {
+      this.inFlight++;
+      return;
+    }
+    await new Promise<void>((resolve, reject) => {
+      const granted = () => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(); // the slot was handed over: inFlight already counts it
+      };
+      const onAbort = () => {
+        const at = this.waiting.indexOf(granted);
+        if (at >= 0) this.waiting.splice(at, 1);
+        reject(signal.reason);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.waiting.push(granted);
+    });
+  }
+
+  private release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.inFlight--;
+  }
+}
