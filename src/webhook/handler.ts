@@ -116,6 +116,10 @@ export function createAdmissionHandler(options: AdmissionHandlerOptions) {
     // the rest, so a caller cannot make the webhook read (or hold) more than 3 MiB.
     const refuseTooLarge = () => {
       refused = true;
+      logger.warn(
+        { limit: MAX_REVIEW_BYTES, contentLength: req.headers['content-length'] },
+        'refused a request body over the limit without reading it',
+      );
       req.removeAllListeners('data');
       req.pause();
       chunks.length = 0;
