@@ -1,10 +1,11 @@
 // Fleet mode in the chart (agent-spec "Fleet mode" and the chart rows mode, fleet.*): rendered
 // by the real helm per node and per cluster, checked against the Kubernetes schemas and the exact
 // RBAC the contract lists, and nothing of the sidecar mode left in the task namespaces.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
 import {
   chartDir,
   findAll,
@@ -17,6 +18,7 @@ import {
   renderNotes,
 } from '../support/helm-chart.ts';
 import { podInvariantErrors, validateObject } from '../support/k8s-schema-validate.ts';
+import { promtool } from '../support/prometheus.ts';
 
 type Values = Record<string, unknown>;
 // biome-ignore lint/suspicious/noExplicitAny: rendered manifests are walked dynamically
@@ -470,6 +472,73 @@ describe('metrics in fleet mode', () => {
     expect(stale.expr).toContain(`tes_fleet_runs{job="${job}"} > 0`);
     expect(stale.expr).toContain(`tes_fleet_leader{job="${job}"} == 1`);
     expect(failing.annotations.description).toMatch(/^The fleet pod /);
+  });
+});
+
+describe('the fleet alerts, run by promtool', () => {
+  // Fleet pods as the operator labels them; each an hour-old process that never succeeded
+  // unless said otherwise. Only the one that holds runs and sends may be stale.
+  const job = `${RELEASE_NAMESPACE}/${FLEET}`;
+  const series = (name: string, pod: string, values: string) => ({
+    series: `${name}{job="${job}",namespace="${RELEASE_NAMESPACE}",pod="${pod}"}`,
+    values,
+  });
+  const fleetPod = (
+    pod: string,
+    { runs, leader, success }: { runs: number; leader: number; success: string },
+  ) => [
+    series('tes_fleet_runs', pod, `${runs}x40`),
+    series('tes_fleet_leader', pod, `${leader}x40`),
+    series('tes_heartbeat_last_success_timestamp_seconds', pod, success),
+    series('process_start_time_seconds', pod, '0x40'),
+  ];
+
+  test.each([
+    ['a leader with runs and no success', { runs: 5, leader: 1, success: '0x40' }, true],
+    ['a standby (not the leader)', { runs: 5, leader: 0, success: '0x40' }, false],
+    ['a node fleet without task pods', { runs: 0, leader: 1, success: '0x40' }, false],
+    ['a leader whose heartbeats succeed', { runs: 5, leader: 1, success: '0+30x40' }, false],
+  ])('TesHeartbeatStale for %s: %s', (_what, pod, fires) => {
+    const rule = findAll(
+      renderChart({ ...VALUE_SETS.cluster, metrics: { prometheusRule: { enabled: true } } }),
+      'PrometheusRule',
+    )[0] as Any;
+    const dir = mkdtempSync(path.join(tmpdir(), 'fleet-rules-'));
+    try {
+      writeFileSync(path.join(dir, 'rules.yaml'), stringify({ groups: rule.spec.groups }));
+      const expected = fires
+        ? [
+            {
+              exp_labels: { severity: 'warning', job, namespace: RELEASE_NAMESPACE, pod: 'fleet-a' },
+              // $value is the staleness itself, not the gates' values.
+              exp_annotations: {
+                summary: `No heartbeat of ${RELEASE_NAMESPACE}/fleet-a succeeded recently`,
+                description: `The fleet pod ${RELEASE_NAMESPACE}/fleet-a has had no successful heartbeat for 10m 0s (threshold 5m).`,
+                runbook_url: rule.spec.groups[0].rules[1].annotations.runbook_url,
+              },
+            },
+          ]
+        : [];
+      writeFileSync(
+        path.join(dir, 'test.yaml'),
+        stringify({
+          rule_files: ['rules.yaml'],
+          evaluation_interval: '30s',
+          tests: [
+            {
+              interval: '30s',
+              input_series: fleetPod('fleet-a', pod),
+              alert_rule_test: [{ eval_time: '10m', alertname: 'TesHeartbeatStale', exp_alerts: expected }],
+            },
+          ],
+        }),
+      );
+      const result = promtool(['test', 'rules', path.join(dir, 'test.yaml')]);
+      expect(result.output).toContain('SUCCESS');
+      expect(result.code).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
