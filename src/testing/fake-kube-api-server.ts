@@ -391,7 +391,7 @@ export class FakeKubeApiServer {
   /**
    * Stops accepting a token: 401 from now on, and its open watches end. (kube-apiserver
    * authenticates a watch once, when it starts: an expired token's watch runs on until
-   * its timeout, at most ~30 min, and the reconnect gets the 401. Ending it now is that
+   * its timeout, 30 to 60 minutes, and the reconnect gets the 401. Ending it now is that
    * timeout come early.)
    */
   revokeToken(token: string): void {

@@ -224,11 +224,13 @@ describe('KubeApi.load in a cluster', () => {
     process.env = { ...saved };
   });
 
-  it('uses the service-account token, CA and API address when no kubeconfig is given', async () => {
+  it('uses the service-account token, CA and API address when no kubeconfig is given; follows the token as it rotates (T1)', async () => {
     const root = await mkdtemp(path.join(tmpdir(), 'in-cluster-'));
     const saDir = path.join(root, 'var/run/secrets/kubernetes.io/serviceaccount');
     await mkdir(saDir, { recursive: true });
-    await writeFile(path.join(saDir, 'token'), kube.server.token);
+    kube.server.addToken('bound-token-a');
+    kube.server.addToken('bound-token-b');
+    await writeFile(path.join(saDir, 'token'), 'bound-token-a');
     await writeFile(path.join(saDir, 'ca.crt'), testTls.ca);
     await writeFile(path.join(saDir, 'namespace'), 'tasks');
     const url = new URL(kube.server.url);
@@ -239,6 +241,11 @@ describe('KubeApi.load in a cluster', () => {
     try {
       expect(inCluster.server).toBe(kube.server.url);
       expect((await inCluster.getPod('tasks', 'task-pod', call)).metadata?.name).toBe('task-pod');
+      // The kubelet rotated the bound token and the old one expired: the 401 makes it read the file again.
+      await writeFile(path.join(saDir, 'token'), 'bound-token-b');
+      kube.server.revokeToken('bound-token-a');
+      expect((await inCluster.getPod('tasks', 'task-pod', call)).metadata?.name).toBe('task-pod');
+      expect(kube.server.requests.at(-1)?.token).toBe('bound-token-b');
     } finally {
       await inCluster.close();
       await rm(root, { recursive: true, force: true });
