@@ -331,6 +331,21 @@ export class FakeKubeApiServer {
   }
 
   /**
+   * Replaces an object's `status` only, as the kubelet's and controllers' status updates
+   * do: metadata (finalizers, annotations, a deletion under way) and spec stay as stored. MODIFIED.
+   */
+  setStatus(
+    resource: KubeResource,
+    namespace: string | undefined,
+    name: string,
+    status: unknown,
+  ): KubeObject {
+    const current = this.get(resource, namespace, name);
+    if (!current) throw new Error(`fake kube api: no ${resource} ${namespace ?? ''}/${name}`);
+    return this.set(resource, { ...current, status: structuredClone(status) });
+  }
+
+  /**
    * Sets a node's `Ready` condition as the node controller (`Unknown`, the kubelet
    * stopped posting status) or the kubelet (`True`/`False`) does: MODIFIED.
    */

@@ -262,6 +262,12 @@ describe('DELETE with finalizers and grace periods', () => {
       body: { metadata: { finalizers: ['tes-heartbeat/final-heartbeat', 'other'] } },
     });
     expect(added.status).toBe(422);
+    // The kubelet's status update keeps the finalizer and the deletion under way.
+    server.setStatus('pods', NS, 't', { phase: 'Succeeded' });
+    expect(server.get('pods', NS, 't')?.metadata).toMatchObject({
+      finalizers: ['tes-heartbeat/final-heartbeat'],
+      deletionGracePeriodSeconds: 30,
+    });
     // The kubelet's final delete (grace 0): the finalizer still holds it.
     expect(server.delete('pods', NS, 't')).toBe(true);
     expect(server.get('pods', NS, 't')?.metadata?.deletionGracePeriodSeconds).toBe(0);
@@ -271,10 +277,10 @@ describe('DELETE with finalizers and grace periods', () => {
     });
     expect(released.status).toBe(200);
     expect(server.get('pods', NS, 't')).toBeUndefined();
-    await waitFor(() => w.events.length >= 3, 2_000, 'three events');
-    expect(w.events.map((e) => e.type)).toEqual(['MODIFIED', 'MODIFIED', 'DELETED']);
+    await waitFor(() => w.events.length >= 4, 2_000, 'four events');
+    expect(w.events.map((e) => e.type)).toEqual(['MODIFIED', 'MODIFIED', 'MODIFIED', 'DELETED']);
     // The DELETED event carries the last stored state, finalizer included, as the store's delete returns it.
-    expect(w.events[2]?.object.metadata?.finalizers).toEqual(['tes-heartbeat/final-heartbeat']);
+    expect(w.events[3]?.object.metadata?.finalizers).toEqual(['tes-heartbeat/final-heartbeat']);
   });
 
   it('without finalizers: an unscheduled pod goes at once; a running one waits for the kubelet', async () => {
