@@ -17,7 +17,8 @@ import {
   renderChart,
   renderNotes,
 } from '../support/helm-chart.ts';
-import { podInvariantErrors, validateObject } from '../support/k8s-schema-validate.ts';
+import { podInvariantErrors, podSpecOf, validateObject } from '../support/k8s-schema-validate.ts';
+import { restrictedViolations } from '../support/pod-security.ts';
 import { promtool } from '../support/prometheus.ts';
 
 type Values = Record<string, unknown>;
@@ -143,6 +144,13 @@ describe.each(Object.keys(VALUE_SETS))('mode fleet, %s values', (name) => {
     const objects = render(name);
     expect((await Promise.all(objects.map(validateObject))).flat()).toEqual([]);
     expect(objects.flatMap(podInvariantErrors)).toEqual([]);
+  });
+
+  test('every pod passes Pod Security "restricted"', () => {
+    const pods = render(name).filter((o) => podSpecOf(o));
+    expect(pods.length).toBeGreaterThanOrEqual(1);
+    for (const o of pods)
+      expect(restrictedViolations({ spec: podSpecOf(o) }), `${o.kind} ${o.metadata.name}`).toEqual([]);
   });
 
   test('RBAC is exactly the contract list for the scope, nothing more', () => {
@@ -345,6 +353,21 @@ describe('per node', () => {
     for (const key of ['nodeSelector', 'tolerations', 'affinity', 'priorityClassName'])
       expect(plain.spec.template.spec).not.toHaveProperty(key);
   });
+});
+
+test('the grace period covers the finals due at SIGTERM (heartbeat.finalDeadline), at least 30 s', () => {
+  const graceOf = (finalDeadline: string) =>
+    (
+      findOne(
+        renderChart({ ...VALUE_SETS.node, heartbeat: { finalDeadline } }),
+        'DaemonSet',
+        FLEET,
+        RELEASE_NAMESPACE,
+      ) as Any
+    ).spec.template.spec.terminationGracePeriodSeconds;
+  expect(graceOf('10s')).toBe(30);
+  expect(graceOf('1m')).toBe(65);
+  expect(graceOf('1m30s')).toBe(95);
 });
 
 describe('per cluster', () => {

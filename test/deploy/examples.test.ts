@@ -13,6 +13,7 @@ import {
   repoRoot,
 } from '../support/helm-chart.ts';
 import { podInvariantErrors, podSpecOf, validateObject } from '../support/k8s-schema-validate.ts';
+import { restrictedViolations } from '../support/pod-security.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: manifests are walked dynamically
 type Any = any;
@@ -58,6 +59,10 @@ describe.each(exampleFiles)('%s', (file) => {
 
   test('keeps the pod rules: native sidecar placement, downward-API quoting, resources, hardened securityContext', () => {
     expect(load(file).flatMap(podInvariantErrors)).toEqual([]);
+  });
+
+  test('passes Pod Security "restricted" (a task namespace may enforce it)', () => {
+    expect(restrictedViolations({ spec: podOf(file) })).toEqual([]);
   });
 
   test('passes the run id and nonce as pod annotations and runs as the chart-bound service account', () => {
@@ -148,7 +153,7 @@ test('the pod invariants catch what they claim to (a broken pod fails each check
   }
 });
 
-test('every chart object with a pod keeps the same pod rules', () => {
+test('every chart object with a pod keeps the same pod rules and passes Pod Security "restricted"', () => {
   const sets = [
     WITH_TES,
     { taskNamespaces: ['tes-tasks'], emulator: { enabled: true } },
@@ -173,7 +178,12 @@ test('every chart object with a pod keeps the same pod rules', () => {
       emulator: { enabled: true },
     },
   ];
-  for (const values of sets) expect(renderChart(values).flatMap(podInvariantErrors)).toEqual([]);
+  for (const values of sets) {
+    const objects = renderChart(values);
+    expect(objects.flatMap(podInvariantErrors)).toEqual([]);
+    for (const o of objects.filter((o) => podSpecOf(o)))
+      expect(restrictedViolations({ spec: podSpecOf(o) }), `${o.kind} ${o.metadata.name}`).toEqual([]);
+  }
 });
 
 test('kind cluster config: one kind.x-k8s.io/v1alpha4 Cluster with a control-plane node', () => {
