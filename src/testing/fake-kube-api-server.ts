@@ -20,7 +20,7 @@ import { type Clock, systemClock } from '../clock.ts';
 import type { VersionInfo, WatchEventType } from '../kube/types.ts';
 import { FakeEvents, type FakeReply as Reply, kubeStatus } from './fake-kube-events.ts';
 import { FakeLeases } from './fake-kube-leases.ts';
-import { jsonPatch, mergePatch, PatchError } from './fake-kube-patch.ts';
+import { jsonPatch, mergePatch, PatchError, sameJson } from './fake-kube-patch.ts';
 import {
   type ObjectFilter,
   parseFieldSelector,
@@ -792,6 +792,10 @@ export class FakeKubeApiServer {
     // Emptying the finalizers of an object deleted with grace 0 removes it: the answer
     // (and the DELETED event) is its last stored state, as the store's delete returns it.
     if (finalizedDuringUpdate(current, next)) return { code: 200, body: this.remove(resource, key, current) };
+    // A patch that changes nothing writes nothing: same resourceVersion, no event (etcd3's
+    // GuaranteedUpdate skips an unchanged object).
+    nextMetadata.resourceVersion = metadata.resourceVersion;
+    if (sameJson(next, current)) return { code: 200, body: current };
     this.store(resource, key, next, current);
     return { code: 200, body: next };
   }

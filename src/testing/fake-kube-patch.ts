@@ -143,6 +143,11 @@ function arrayIndex(key: string, max: number, path: string, op: string): number 
   return index;
 }
 
+/** Whether two JSON values are equal (object keys in any order). */
+export function sameJson(a: unknown, b: unknown): boolean {
+  return deepEqual(a as Json, b as Json);
+}
+
 function deepEqual(a: Json, b: Json): boolean {
   if (a === b) return true;
   if (Array.isArray(a) && Array.isArray(b))

@@ -217,6 +217,13 @@ describe('PATCH', () => {
       },
     });
     expect(server.get('pods', NS, 'm')?.metadata?.finalizers).toEqual(['b']);
+
+    // A patch that changes nothing writes nothing: the same resourceVersion, no event.
+    const same = await call('PATCH', `${PODS}/m`, {
+      contentType: 'application/merge-patch+json',
+      body: { metadata: { finalizers: ['b'] } },
+    });
+    expect(rv(same.body)).toBe(rv(patched.body));
   });
 
   it('JSON Patch: a failed test is 422 and changes nothing; a holding one applies; other types 415', async () => {
