@@ -20,6 +20,7 @@ import {
   repoRoot,
 } from '../support/helm-chart.ts';
 import { validateContainer, validateObject } from '../support/k8s-schema-validate.ts';
+import { pluginTokenVolume } from '../support/serviceaccount-admission.ts';
 
 type Values = Record<string, unknown>;
 // biome-ignore lint/suspicious/noExplicitAny: rendered manifests are walked dynamically
@@ -167,23 +168,6 @@ function publishedVolumes(objects: K8sObject[]): Any[] {
   const cm = findOne(objects, 'ConfigMap', `${FULLNAME}-sidecar`, RELEASE_NAMESPACE) as Any;
   return parseVolumes('volumes.yaml', cm.data['volumes.yaml']);
 }
-
-/** Rule T1's projected volume: a bound token (the API server's audience), the cluster CA, the namespace. */
-const KUBE_API_ACCESS = {
-  name: 'tes-heartbeat-kube-api-access',
-  projected: {
-    defaultMode: 420,
-    sources: [
-      { serviceAccountToken: { path: 'token', expirationSeconds: 3607 } },
-      { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
-      {
-        downwardAPI: {
-          items: [{ path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } }],
-        },
-      },
-    ],
-  },
-};
 
 const WEBHOOK_KINDS = [
   'MutatingWebhookConfiguration',
@@ -359,7 +343,9 @@ describe.each(Object.keys(VALUE_SETS))('rendered with the %s values', (name) => 
     };
     // Rule T1: the agent's own API token, as the ServiceAccount admission plugin would mount it
     // (the task's account automounts none), for the agent alone.
-    expect(byName['tes-heartbeat-kube-api-access']).toEqual(KUBE_API_ACCESS);
+    expect(byName['tes-heartbeat-kube-api-access']).toEqual(
+      pluginTokenVolume('tes-heartbeat-kube-api-access'),
+    );
     expect(mounts.find((m: Any) => m.name === 'tes-heartbeat-kube-api-access')).toEqual({
       name: 'tes-heartbeat-kube-api-access',
       mountPath: '/var/run/secrets/kubernetes.io/serviceaccount',

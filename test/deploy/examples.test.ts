@@ -14,6 +14,8 @@ import {
 } from '../support/helm-chart.ts';
 import { podInvariantErrors, podSpecOf, validateObject } from '../support/k8s-schema-validate.ts';
 import { restrictedViolations } from '../support/pod-security.ts';
+import { admitServiceAccount } from '../support/serviceaccount-admission.ts';
+import { reachableTokens } from '../support/webhook-helpers.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: manifests are walked dynamically
 type Any = any;
@@ -98,6 +100,20 @@ test("the hand-written sidecars carry volumes.yaml verbatim (the agent's own API
   for (const file of ['job-native-sidecar.yaml', 'job-regular-sidecar.yaml'])
     expect(podOf(file).volumes, file).toEqual(published);
 });
+
+test.each(['job-native-sidecar.yaml', 'job-regular-sidecar.yaml'])(
+  'rule T1, %s: after the ServiceAccount plugin, the task reaches no API token and the agent its own',
+  (file) => {
+    const objects = renderChart(WITH_TES);
+    const account = findOne(objects, 'ServiceAccount', 'tes-heartbeat', 'tes-tasks') as Any;
+    const pod = admitServiceAccount(
+      { metadata: { name: 'task' }, spec: podOf(file) },
+      { name: 'tes-heartbeat', automountServiceAccountToken: account.automountServiceAccountToken },
+    );
+    expect(reachableTokens(pod, 'task')).toEqual([]);
+    expect(reachableTokens(pod, 'tes-heartbeat')).toEqual(['tes-heartbeat-kube-api-access']);
+  },
+);
 
 test("fleet example: the fleet label of the chart's default selector and the two annotations, nothing of ours", () => {
   const template = templateOf('job-fleet.yaml');
