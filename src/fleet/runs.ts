@@ -397,7 +397,7 @@ export class FleetRuns {
       'the pod was deleted longer than FLEET_FINALIZER_TIMEOUT ago: released without a final heartbeat',
     );
     this.o.metrics.finalHeartbeat('failed');
-    await this.writeMark(e, finalMark(this.o.clock.now(), 'failed'), runLog);
+    const marking = this.writeMark(e, finalMark(this.o.clock.now(), 'failed'), runLog);
     await this.writeEvent(
       e,
       {
@@ -407,6 +407,7 @@ export class FleetRuns {
       },
       runLog,
     );
+    await marking;
   }
 
   // ---- helpers ----

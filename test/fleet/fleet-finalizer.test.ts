@@ -1,0 +1,110 @@
+// FLEET_FINALIZER, FLEET_FINALIZER_TIMEOUT, --release-finalizers and the fleet's own
+// SIGTERM (contract: Fleet mode, The end of a run; The fleet's own end).
+import { describe, expect, it } from 'vitest';
+import { waitFor } from '../support/fake-clock.ts';
+import { COMPLETED, containerStatus, type KubeObject, RUNNING } from '../support/fake-kube-api.ts';
+import { fleetPod, fleetWorlds } from '../support/fleet-harness.ts';
+
+const world = fleetWorlds();
+const FINALIZER = 'tes-heartbeat/final-heartbeat';
+const running = { phase: 'Running', containerStatuses: [containerStatus('main', RUNNING)] };
+const completed = { phase: 'Succeeded', containerStatuses: [containerStatus('main', COMPLETED)] };
+const meta = (pod: KubeObject | undefined) =>
+  (pod?.metadata ?? {}) as { finalizers?: string[]; annotations?: Record<string, string> };
+const mark = (pod: KubeObject | undefined) => meta(pod).annotations?.['tes-heartbeat/final-heartbeat'];
+
+describe('FLEET_FINALIZER', () => {
+  it('holds a pod deleted while no fleet runs until a fleet has sent its final, then releases it', async () => {
+    const w = await world();
+    const { server } = w.kube;
+    server.set('pods', fleetPod({ name: 'f', status: running }));
+    const first = await w.fleet({ FLEET_FINALIZER: 'on' });
+    await waitFor(
+      () => meta(server.get('pods', 'tasks', 'f')).finalizers?.includes(FINALIZER),
+      10_000,
+      'finalizer added',
+    );
+    first.child.kill('SIGKILL');
+    await first.exited;
+    // The task ends and the pod is deleted while no fleet runs: the finalizer keeps its last state.
+    server.set('pods', { ...server.get('pods', 'tasks', 'f'), status: completed });
+    server.delete('pods', 'tasks', 'f');
+    const held = server.get('pods', 'tasks', 'f');
+    expect(meta(held).finalizers).toContain(FINALIZER);
+    await w.fleet({ FLEET_FINALIZER: 'on' });
+    await waitFor(() => server.get('pods', 'tasks', 'f') === undefined, 10_000, 'the pod released and gone');
+    const finals = w.beats('run-f').filter((b) => b.lastHeartbeat);
+    expect(finals).toHaveLength(1);
+    expect(finals[0]?.containerStatus?.[0]?.state?.terminated?.exitCode).toBe(0);
+  });
+
+  it('releases a pod whose deletion started more than FLEET_FINALIZER_TIMEOUT ago: mark failed, FinalHeartbeatFailed', async () => {
+    const w = await world();
+    const { server } = w.kube;
+    server.set('pods', fleetPod({ name: 't', status: running }));
+    const fleet = await w.fleet({ FLEET_FINALIZER: 'on', FLEET_FINALIZER_TIMEOUT: '1s' });
+    await waitFor(
+      () => meta(server.get('pods', 'tasks', 't')).finalizers?.includes(FINALIZER),
+      10_000,
+      'finalizer added',
+    );
+    // A long grace period: the task keeps running, the run goes on, until the timeout releases it.
+    server.delete('pods', 'tasks', 't', { gracePeriodSeconds: 3600 });
+    await waitFor(() => mark(server.get('pods', 'tasks', 't')) !== undefined, 10_000, 'the release');
+    const pod = server.get('pods', 'tasks', 't');
+    expect(mark(pod)).toMatch(/ failed$/);
+    expect(meta(pod).finalizers ?? []).not.toContain(FINALIZER);
+    expect(w.beats('run-t').some((b) => b.lastHeartbeat)).toBe(false);
+    const event = await waitFor(
+      () => server.events.created.find((e) => e.reason === 'FinalHeartbeatFailed'),
+      5_000,
+      'the Event',
+    );
+    expect(event).toMatchObject({ type: 'Warning', reportingInstance: 'fleet-abc12' });
+    expect(String(event?.note)).toContain('FLEET_FINALIZER_TIMEOUT');
+    expect((await fleet.get('/metrics')).body).toMatch(
+      /^tes_fleet_final_heartbeats_total\{result="failed"\} 1$/m,
+    );
+  });
+});
+
+describe('--release-finalizers', () => {
+  it("removes the fleet's finalizer from every selected pod, marking unmarked ones failed, and exits 0", async () => {
+    const w = await world();
+    const { server } = w.kube;
+    const held = (name: string, annotations: Record<string, string> = {}) => {
+      const pod = fleetPod({ name, status: running, annotations });
+      pod.metadata = { ...pod.metadata, finalizers: ['example.com/other', FINALIZER] };
+      server.set('pods', pod);
+    };
+    held('u');
+    held('m', { 'tes-heartbeat/final-heartbeat': '2026-11-29T10:00:00Z sent' });
+    const hook = await w.fleet({ FLEET_NAMESPACES: 'tasks' }, ['--release-finalizers']);
+    expect((await hook.exited).code).toBe(0);
+    expect(meta(server.get('pods', 'tasks', 'u')).finalizers).toEqual(['example.com/other']);
+    expect(meta(server.get('pods', 'tasks', 'm')).finalizers).toEqual(['example.com/other']);
+    expect(mark(server.get('pods', 'tasks', 'u'))).toMatch(/ failed$/);
+    expect(mark(server.get('pods', 'tasks', 'm'))).toBe('2026-11-29T10:00:00Z sent');
+    expect(w.tes.requests).toHaveLength(0);
+  });
+});
+
+describe('SIGTERM', () => {
+  it('running runs get no final; a final already due finishes with its mark; exit 0', async () => {
+    const w = await world();
+    const { server } = w.kube;
+    server.set('pods', fleetPod({ name: 'r', status: running }));
+    server.set('pods', fleetPod({ name: 'c', status: running }));
+    const fleet = await w.fleet({ FINAL_HEARTBEAT_DEADLINE: '3s' });
+    await waitFor(() => w.beats('run-r').length >= 1 && w.beats('run-c').length >= 1, 10_000, 'first beats');
+    // run-c's final is slow to be answered: it is due when SIGTERM comes.
+    w.tes.setRunReply('run-c', { status: 200, body: {}, afterMs: 1_000 });
+    server.set('pods', fleetPod({ name: 'c', status: completed }));
+    await waitFor(() => w.beats('run-c').some((b) => b.lastHeartbeat), 5_000, 'the final in flight');
+    fleet.child.kill('SIGTERM');
+    expect(await fleet.exited).toEqual({ code: 0, signal: null });
+    expect(mark(server.get('pods', 'tasks', 'c'))).toMatch(/ sent$/);
+    expect(w.beats('run-r').some((b) => b.lastHeartbeat)).toBe(false);
+    expect(mark(server.get('pods', 'tasks', 'r'))).toBeUndefined();
+  });
+});
