@@ -775,6 +775,13 @@ describe('NOTES', () => {
     expect(notes).not.toContain('WARNING');
   });
 
+  test('print volumes.yaml verbatim, the agent API token volume among them', () => {
+    const notes = renderNotes(VALUE_SETS.enterprise);
+    const block = /\n {2}volumes:\n([\s\S]*?)(\n\n|$)/.exec(notes)?.[1];
+    expect(parse(block as string)).toEqual(publishedVolumes(render('enterprise')));
+    expect(block).toContain('tes-heartbeat-kube-api-access');
+  });
+
   test('name the TES CA and the token file', () => {
     const notes = renderNotes(VALUE_SETS.enterprise);
     expect(notes).toContain('TES CA: ConfigMap `tes-heartbeat-tes-ca`');
