@@ -17,17 +17,18 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { codeSpans, docPages, fences, prose, readPage, shellCommands, shellWords } from '../support/docs.ts';
-import { chartDir, helm, type K8sObject, parseManifests, repoRoot } from '../support/helm-chart.ts';
-
-/** The README's `helm install` line, as words. */
-function readmeInstall(): string[] {
-  for (const fence of fences(readPage('README.md'))) {
-    const line = shellCommands(fence.body).find((c) => c.startsWith('helm install '));
-    if (line) return shellWords(line);
-  }
-  throw new Error('README.md has no `helm install` line in a shell block');
-}
+import {
+  codeSpans,
+  docPages,
+  fences,
+  prose,
+  readmeInstall,
+  readPage,
+  renderReadmeInstall,
+  shellCommands,
+  shellWords,
+} from '../support/docs.ts';
+import { chartDir, type K8sObject, repoRoot } from '../support/helm-chart.ts';
 
 const install = readmeInstall();
 const README_RELEASE = install[2] as string;
@@ -56,22 +57,10 @@ const VARIANTS: (string[] | { without: string[]; extra: string[] })[] = [
   ['--set', `mode=fleet,fleet.scope=cluster,fleet.finalizer=true,${METRICS_ON}`],
 ];
 
-/** The README's line as `helm template`, under `release`, with a variant's values. */
 function render(release: string, variant: (typeof VARIANTS)[number]): K8sObject[] {
-  const [, , , chart, ...words] = install;
-  if (chart !== 'charts/tes-heartbeat') throw new Error(`README installs ${chart}`);
-  const { without, extra } = Array.isArray(variant) ? { without: [], extra: variant } : variant;
-  const rest: string[] = [];
-  for (let i = 0; i < words.length; i++) {
-    const word = words[i] as string;
-    if (word === '--create-namespace') continue;
-    if (word === '--set' && without.some((key) => words[i + 1]?.startsWith(`${key}=`))) i++;
-    else rest.push(word);
-  }
-  const args = ['template', release, chartDir, ...rest, ...extra];
-  const result = helm(args);
-  if (result.code !== 0) throw new Error(`helm ${args.join(' ')}: ${result.stderr}`);
-  return parseManifests(result.stdout);
+  return Array.isArray(variant)
+    ? renderReadmeInstall(release, { extra: variant })
+    : renderReadmeInstall(release, variant);
 }
 
 function fullname(release: string): string {

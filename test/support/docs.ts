@@ -2,7 +2,7 @@
 // comment that may mark one for a test), inline code spans, headings and their anchors.
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { repoRoot } from './helm-chart.ts';
+import { chartDir, helm, type K8sObject, parseManifests, repoRoot } from './helm-chart.ts';
 
 /** README.md and every docs/*.md, as paths relative to the repository (new pages join by themselves). */
 export function docPages(): string[] {
@@ -118,4 +118,37 @@ export function shellCommands(body: string): string[] {
     .split('\n')
     .map((line) => line.trim())
     .filter((line) => line !== '' && !line.startsWith('#'));
+}
+
+/** The README's `helm install` line, as words. */
+export function readmeInstall(): string[] {
+  for (const fence of fences(readPage('README.md'))) {
+    const line = shellCommands(fence.body).find((c) => c.startsWith('helm install '));
+    if (line) return shellWords(line);
+  }
+  throw new Error('README.md has no `helm install` line in a shell block');
+}
+
+/**
+ * The README's install line as `helm template` under `release`: `without` drops the line's
+ * `--set` of those values, `extra` adds arguments. Throws with helm's message on failure.
+ */
+export function renderReadmeInstall(
+  release: string,
+  options: { without?: string[]; extra?: string[] } = {},
+): K8sObject[] {
+  const [, , , chart, ...words] = readmeInstall();
+  if (chart !== 'charts/tes-heartbeat') throw new Error(`README installs ${chart}`);
+  const without = options.without ?? [];
+  const rest: string[] = [];
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i] as string;
+    if (word === '--create-namespace') continue;
+    if (word === '--set' && without.some((key) => words[i + 1]?.startsWith(`${key}=`))) i++;
+    else rest.push(word);
+  }
+  const args = ['template', release, chartDir, ...rest, ...(options.extra ?? [])];
+  const result = helm(args);
+  if (result.code !== 0) throw new Error(`helm ${args.join(' ')}: ${result.stderr}`);
+  return parseManifests(result.stdout);
 }
