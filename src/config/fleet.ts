@@ -16,6 +16,9 @@ import {
 } from './settings.ts';
 import { cleartextTesUrlProblem } from './tes-url.ts';
 
+/** A standby's tries come every 1 to this many retry periods (fleet/lease-elector.ts). */
+export const LEASE_JITTER_FACTOR = 1.2;
+
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 export const fleetSettings = {
@@ -182,8 +185,10 @@ export function loadFleetConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
     // client-go's elector refuses the same: a deadline past the duration lets two leaders overlap.
     if (!(v.leaseDurationMs > v.renewDeadlineMs))
       problems.push('FLEET_LEASE_DURATION (--lease-duration): must be longer than FLEET_RENEW_DEADLINE');
-    if (!(v.renewDeadlineMs > v.retryPeriodMs))
-      problems.push('FLEET_RENEW_DEADLINE (--renew-deadline): must be longer than FLEET_RETRY_PERIOD');
+    if (!(v.renewDeadlineMs > v.retryPeriodMs * LEASE_JITTER_FACTOR))
+      problems.push(
+        `FLEET_RENEW_DEADLINE (--renew-deadline): must be longer than ${LEASE_JITTER_FACTOR} × FLEET_RETRY_PERIOD (a standby's tries are jittered by up to that)`,
+      );
     if (!v.namespace)
       problems.push('POD_NAMESPACE (--namespace): required per cluster (the Lease lives there)');
   }

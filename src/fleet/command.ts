@@ -50,7 +50,16 @@ export async function run(argv: string[]): Promise<number> {
       return await releaseFinalizers(config, { api: kube, clock: systemClock, log });
     }
     const { Fleet } = await import('./fleet.ts');
-    const fleet = new Fleet(config, { clock: systemClock, log, secrets, kube });
+    // Per cluster: only the Lease's holder sends (cluster-gate.ts), on a client of its own.
+    const gate = config.nodeName
+      ? undefined
+      : new (await import('./cluster-gate.ts')).ClusterGate({
+          config,
+          clock: systemClock,
+          log,
+          api: KubeApi.load(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {}),
+        });
+    const fleet = new Fleet(config, { clock: systemClock, log, secrets, kube, ...(gate ? { gate } : {}) });
     onInternalError = (error) => log.error({ err: error }, 'internal error; the fleet goes on');
     process.on('uncaughtException', onInternalError);
     process.on('unhandledRejection', onInternalError);
@@ -67,7 +76,9 @@ export async function run(argv: string[]): Promise<number> {
       'fleet starting',
     );
     try {
-      await fleet.start();
+      gate?.start();
+      // The lease is released only after the finals due at SIGTERM are done.
+      await fleet.start().finally(() => gate?.stop());
     } catch (error) {
       log.error({ err: error }, 'internal error: the fleet stops');
       log.flush();

@@ -18,6 +18,7 @@
 // The elector knows nothing of what the leader does: the fleet's work runs under the
 // signal `onStartedLeading` receives.
 import type { Clock } from '../clock.ts';
+import { LEASE_JITTER_FACTOR } from '../config/fleet.ts';
 import type { KubeApi, KubeCall } from '../kube/api.ts';
 import { KubeError } from '../kube/api.ts';
 import { microTime } from '../kube/events.ts';
@@ -29,8 +30,12 @@ import type { Logger } from '../log.ts';
  * periods instead (tries up to 2.2 periods apart); the narrower spread keeps a takeover
  * after a crash within lease duration + 2.4 retry periods: a standby sees the leader's
  * last change at most 1.2 periods late and retries at most 1.2 periods after it expired.
+ * (The settings check FLEET_RENEW_DEADLINE against it.)
  */
-export const JITTER_FACTOR = 1.2;
+export const JITTER_FACTOR = LEASE_JITTER_FACTOR;
+
+/** The longest a release on stop may take. */
+const RELEASE_BUDGET_MS = 1_000;
 
 /** The Lease calls the elector makes (KubeApi's; a test may hand in the same calls through another path). */
 export type LeaseApi = Pick<KubeApi, 'getLease' | 'createLease' | 'replaceLease'>;
@@ -117,7 +122,7 @@ export class LeaseElector {
   /**
    * Competes, leads, competes again after a lost leadership, until `stop` aborts; then
    * ends the leadership (its signal first) and releases the lease if this process
-   * holds it. Resolves once released (or the release gave up after a retry period).
+   * holds it. Resolves once released (or the release gave up, after a second at most).
    */
   async run(stop: AbortSignal): Promise<void> {
     while (!stop.aborted) {
@@ -324,11 +329,12 @@ export class LeaseElector {
    * client-go's release: holder emptied and leaseDurationSeconds 1, so a standby takes
    * over at its next try instead of a lease duration later. Only while this process
    * is the holder of the version last seen; a 409 reads again and releases only if
-   * the lease is still ours. Bounded by one retry period in all.
+   * the lease is still ours. Bounded by a second in all (the process is exiting; if the
+   * API cannot answer, a standby takes the lease after its duration anyway).
    */
   private async release(): Promise<void> {
     const { api, namespace, name, identity, retryPeriodMs } = this.options;
-    const deadline = this.clock.monotonic() + retryPeriodMs;
+    const deadline = this.clock.monotonic() + Math.min(retryPeriodMs, RELEASE_BUDGET_MS);
     const call = (): KubeCall => ({ timeoutMs: Math.max(1, deadline - this.clock.monotonic()) });
     for (let tries = 0; tries < 2; tries++) {
       const lease = this.current;
