@@ -40,3 +40,9 @@ export function cpuSeconds(pid: number): number {
 }
 
 export const round = (x: number, digits = 1) => Number(x.toFixed(digits));
+
+/** The p-th percentile (nearest rank) of a sample. */
+export const percentile = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] as number;
+};

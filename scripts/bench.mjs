@@ -6,7 +6,13 @@ import path from 'node:path';
 const here = import.meta.dirname;
 const args = process.argv.slice(2);
 let failed = false;
-for (const script of ['bench-agent.ts', 'bench-activity.ts', 'bench-emulator.mjs', 'bench-webhook.mjs']) {
+for (const script of [
+  'bench-agent.ts',
+  'bench-activity.ts',
+  'bench-emulator.mjs',
+  'bench-webhook.mjs',
+  'bench-fleet.ts',
+]) {
   process.stdout.write(`\n== ${script}\n`);
   const result = spawnSync(process.execPath, [path.join(here, script), ...args], { stdio: 'inherit' });
   failed ||= result.status !== 0;
