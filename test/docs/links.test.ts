@@ -1,34 +1,32 @@
 // The README is a front door and the reference lives in docs/: every relative link in
-// them must lead somewhere (the file, and the heading when the link names one).
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+// them must lead somewhere (the file, and the heading when the link names one), and nothing
+// leads out of the repository except to a published site (issue 16.3): a user who cloned
+// the repository has nothing else.
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { anchors, codeSpans, docPages, prose, readPage, slug } from '../support/docs.ts';
 import { repoRoot } from '../support/helm-chart.ts';
 
-const pages = [
-  'README.md',
-  ...readdirSync(path.join(repoRoot, 'docs'))
-    .filter((f) => f.endsWith('.md'))
-    .map((f) => `docs/${f}`),
-];
+const pages = docPages();
 
-/** GitHub's heading anchors: lower case, punctuation dropped, spaces to dashes. */
-function slug(heading: string): string {
-  return heading
-    .trim()
-    .toLowerCase()
-    .replace(/[^\p{L}\p{N}\s_-]/gu, '')
-    .replace(/\s/g, '-');
+/** Every link target of a page: `[text](target)`, `![alt](target)` and `<scheme:…>` autolinks. */
+function links(page: string): string[] {
+  const text = prose(readPage(page));
+  return [
+    ...[...text.matchAll(/\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)].map((m) => m[1] as string),
+    ...[...text.matchAll(/<([a-z][a-z0-9+.-]*:[^>\s]+)>/g)].map((m) => m[1] as string),
+  ];
 }
 
-function anchors(file: string): Set<string> {
-  const text = readFileSync(file, 'utf8').replace(/```[\s\S]*?```/g, '');
-  return new Set([...text.matchAll(/^#{1,6}\s+(.+)$/gm)].map((m) => slug(m[1] as string)));
-}
-
-function links(file: string): string[] {
-  const text = readFileSync(path.join(repoRoot, file), 'utf8').replace(/```[\s\S]*?```/g, '');
-  return [...text.matchAll(/\]\(([^)\s]+)\)/g)].map((m) => m[1] as string).filter((l) => !/^[a-z]+:/.test(l));
+/** Why a link leaves the repository for somewhere a reader may not have, or undefined. */
+function outside(page: string, link: string): string | undefined {
+  if (/^[a-z][a-z0-9+.-]*:/i.test(link))
+    return /^https?:\/\//.test(link) ? undefined : 'not a published site';
+  if (link.startsWith('/')) return 'an absolute path';
+  const [target = ''] = link.split('#');
+  const resolved = path.resolve(path.dirname(path.join(repoRoot, page)), target);
+  return path.relative(repoRoot, resolved).startsWith('..') ? 'outside the repository' : undefined;
 }
 
 describe('documentation links', () => {
@@ -40,20 +38,50 @@ describe('documentation links', () => {
 
   it.each(pages)('%s: every relative link resolves', (page) => {
     const broken: string[] = [];
-    for (const link of links(page)) {
+    for (const link of links(page).filter((l) => !/^[a-z][a-z0-9+.-]*:/i.test(l))) {
       const [target = '', anchor] = link.split('#');
       const file = target
         ? path.resolve(path.dirname(path.join(repoRoot, page)), target)
         : path.join(repoRoot, page);
       if (!existsSync(file)) broken.push(`${link} (no such file)`);
-      else if (anchor && file.endsWith('.md') && !anchors(file).has(anchor))
+      else if (
+        anchor &&
+        file.endsWith('.md') &&
+        !anchors(readPage(path.relative(repoRoot, file))).has(anchor)
+      )
         broken.push(`${link} (no such heading)`);
     }
     expect(broken).toEqual([]);
   });
 
+  it.each(pages)('%s: links leave the repository only for published (http/https) sites', (page) => {
+    const leaving = links(page).flatMap((link) => {
+      const why = outside(page, link);
+      return why ? [`${link}: ${why}`] : [];
+    });
+    // Named in code rather than linked: a relative path must be a file of the repository too.
+    for (const span of codeSpans(readPage(page))) {
+      const file = span.split(/\s/)[0] as string;
+      if (!file.startsWith('../')) continue;
+      const why =
+        outside(page, file) ??
+        (existsSync(path.resolve(path.dirname(path.join(repoRoot, page)), file))
+          ? undefined
+          : 'no such file');
+      if (why) leaving.push(`\`${span}\`: ${why}`);
+    }
+    expect(leaving).toEqual([]);
+  });
+
+  it('tells a link out of the repository from one inside', () => {
+    expect(outside('README.md', '../shared/agent-spec.md')).toBe('outside the repository');
+    expect(outside('docs/agent.md', '../README.md')).toBeUndefined();
+    expect(outside('docs/agent.md', 'file:///etc/passwd')).toBe('not a published site');
+    expect(outside('docs/agent.md', 'https://kind.sigs.k8s.io')).toBeUndefined();
+  });
+
   it('keeps the README a front door (at most ~12,000 characters)', () => {
-    expect(readFileSync(path.join(repoRoot, 'README.md'), 'utf8').length).toBeLessThanOrEqual(12_000);
+    expect(readPage('README.md').length).toBeLessThanOrEqual(12_000);
   });
 
   it('makes GitHub anchors the way GitHub does', () => {
@@ -61,5 +89,7 @@ describe('documentation links', () => {
     expect(slug('`failurePolicy`: `Ignore` (default) or `Fail`')).toBe(
       'failurepolicy-ignore-default-or-fail',
     );
+    expect(slug('The [chart](x.md) values')).toBe('the-chart-values');
+    expect([...anchors('## Logs\n\n## Logs\n')]).toEqual(['logs', 'logs-1']);
   });
 });
