@@ -368,6 +368,7 @@ test('the grace period covers the finals due at SIGTERM (heartbeat.finalDeadline
   expect(graceOf('10s')).toBe(30);
   expect(graceOf('1m')).toBe(65);
   expect(graceOf('1m30s')).toBe(95);
+  expect(graceOf('1m0.5s')).toBe(66);
 });
 
 describe('per cluster', () => {
@@ -574,6 +575,29 @@ test('NOTES say what fleet mode installed and what a task pod needs', () => {
   const node = renderNotes(VALUE_SETS.node);
   expect(node).toContain(`the DaemonSet ${FLEET}`);
   expect(node).not.toContain('uninstall');
+});
+
+test.each([
+  ['a renew deadline as long as the lease', { duration: '10s' }],
+  ['a retry period as long as the renew deadline', { retryPeriod: '10s' }],
+  ['a renew deadline longer than the lease', { duration: '1m', renewDeadline: '1.5m' }],
+])('the install fails on elector timing the fleet refuses: %s', (_what, lease) => {
+  const result = helm(['template', RELEASE, chartDir], {
+    ...VALUE_SETS.cluster,
+    fleet: { scope: 'cluster', lease },
+  });
+  expect(result.code).not.toBe(0);
+  expect(result.stderr).toMatch(
+    /fleet\.lease: duration \(.*\) > renewDeadline \(.*\) > retryPeriod \(.*\) must hold/,
+  );
+});
+
+test('sub-second and compound elector timing that holds is accepted', () => {
+  const values = {
+    ...VALUE_SETS.cluster,
+    fleet: { scope: 'cluster', lease: { duration: '1m', renewDeadline: '40.5s', retryPeriod: '500ms' } },
+  };
+  expect(helm(['template', RELEASE, chartDir], values).code).toBe(0);
 });
 
 describe('values.schema.json refuses bad fleet values, naming them', () => {

@@ -94,6 +94,27 @@ fleet, beside the emulator in the release namespace, reads the emulator's Secret
 {{- if and .Values.emulator.enabled (not .Values.tes.url) .Values.emulator.tokenSecret.name (not .Values.tes.tokenSecret.name) (ne .Values.mode "fleet") -}}
 {{- fail "emulator.tokenSecret.name is set but tes.tokenSecret.name is not: the chart cannot copy a Secret it did not make; give the agents a Secret with the same token (tes.tokenSecret.name), or leave emulator.tokenSecret.name empty and let the chart generate the token" -}}
 {{- end -}}
+{{- /* The elector's timing, as the fleet checks it (it would exit 2 in every replica). */ -}}
+{{- if and (eq .Values.mode "fleet") (eq .Values.fleet.scope "cluster") -}}
+{{- $l := .Values.fleet.lease -}}
+{{- $duration := include "tes-heartbeat.durationSeconds" $l.duration | float64 -}}
+{{- $deadline := include "tes-heartbeat.durationSeconds" $l.renewDeadline | float64 -}}
+{{- $retry := include "tes-heartbeat.durationSeconds" $l.retryPeriod | float64 -}}
+{{- if not (and (gt $duration $deadline) (gt $deadline $retry)) -}}
+{{- fail (printf "fleet.lease: duration (%s) > renewDeadline (%s) > retryPeriod (%s) must hold: a leader must stop before a standby may take the lease" $l.duration $l.renewDeadline $l.retryPeriod) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A duration of the settings (1m30s, 1.5s, 500ms) in seconds. */}}
+{{- define "tes-heartbeat.durationSeconds" -}}
+{{- $units := dict "ms" 0.001 "s" 1.0 "m" 60.0 "h" 3600.0 -}}
+{{- $total := 0.0 -}}
+{{- range regexFindAll "[0-9]+(\\.[0-9]+)?(ms|s|m|h)" . -1 -}}
+{{- $number := regexFind "^[0-9]+(\\.[0-9]+)?" . -}}
+{{- $total = addf $total (mulf (float64 $number) (get $units (trimPrefix $number .))) -}}
+{{- end -}}
+{{- $total -}}
 {{- end -}}
 
 {{/* The chart's own in-cluster emulator is the agents' TES (emulator.enabled, no tes.url). */}}
