@@ -59,8 +59,8 @@ export interface TaskRunOptions {
     token: string | undefined,
     signal: AbortSignal,
   ): Promise<TaskRunHeartbeat>;
-  /** Rule 9: two failed attempts in a row ask for fresh TES connections. */
-  resetConnections(): Promise<void>;
+  /** Rule 9: two failed attempts in a row ask for fresh TES connections (false: a shared pool declined). */
+  resetConnections(): Promise<unknown>;
   bearer: Bearer;
   /** Records an Event on the pod (never throws); absent with EVENTS=off. */
   writeEvent?: ((event: HealthEvent, signal: AbortSignal) => Promise<unknown>) | undefined;

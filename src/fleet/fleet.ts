@@ -57,6 +57,7 @@ export class Fleet {
   private readonly closing = new AbortController();
   private synced = false;
   private tickedAt: number;
+  private runs: FleetRuns | undefined;
 
   constructor(config: FleetConfig, deps: FleetDeps) {
     this.config = config;
@@ -83,6 +84,7 @@ export class Fleet {
       clock,
       secrets,
       maxInFlight: config.maxInFlight,
+      runs: () => this.runs?.active ?? 0,
     });
     const tokens = new TokenSource({
       log,
@@ -123,6 +125,7 @@ export class Fleet {
       gate,
       signal: this.closing.signal,
     });
+    this.runs = runs;
     const source = new PodSource({
       api: kube,
       clock,
@@ -150,6 +153,7 @@ export class Fleet {
       );
       log.info({ runs: runs.active }, 'stopping: running runs get no final heartbeat; finals due finish');
       await runs.stop();
+      await gate.release?.(); // nothing more is sent: a standby may take over at once
     } finally {
       unsubscribe();
       this.closing.abort();

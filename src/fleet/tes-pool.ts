@@ -7,12 +7,15 @@
 // in a row; a fleet that did so per run would let one run whose TES answers 503 tear down
 // every other run's connections (and their attempts in flight) every other attempt. The
 // fleet counts instead per pool, as the contract reads ("per TES connection pool"): the
-// failures in a row of every attempt on the pool, in the order they end; any success
-// resets it. One run's 503s between other runs' successes never reach two in a row; a
-// TES (or a half-dead path to it) failing for everyone does at once. A run's loop asks
-// for the recycling as before, and it happens only when the pool's own count says so; the
-// old pool is drained, not destroyed (other runs' attempts finish there), and failures of
-// attempts that started on an old pool do not count against the new one.
+// failed attempts in a row of every run on the pool, in the order they end, any success
+// resetting the count; and it recycles only when those failures come from at least two
+// runs (or the pool serves a single run, as a sidecar's does). One run's failures say
+// nothing about the connections the others use — that run's TES may simply be refusing
+// it — so one failing run never makes everyone's connections churn; a TES, or a half-dead
+// path to it, failing for everyone recycles at once. A run's loop asks for the recycling
+// as before, and it happens only when the pool's own count agrees; the old pool is
+// drained, not destroyed (other runs' attempts finish there), and failures of attempts
+// that started on an old pool do not count against the new one.
 import type { Clock } from '../clock.ts';
 import type { Secrets } from '../secrets.ts';
 import { TesClient } from '../tes/client.ts';
@@ -25,6 +28,8 @@ export interface FleetTesOptions {
   clock: Clock;
   secrets: Secrets;
   maxInFlight: number;
+  /** How many runs share the pool now (one: rule 9 as in the sidecar). */
+  runs(): number;
 }
 
 export class FleetTes {
@@ -35,9 +40,13 @@ export class FleetTes {
   /** Which pool an attempt ran on: counted failures of an older one are ignored. */
   private generation = 0;
   private failuresInARow = 0;
+  /** The runs whose failures make up the current count. */
+  private readonly failedRuns = new Set<string>();
+  private readonly runs: () => number;
 
   constructor(options: FleetTesOptions) {
     this.maxInFlight = options.maxInFlight;
+    this.runs = options.runs;
     this.client = new TesClient({
       baseUrl: options.baseUrl,
       timeoutMs: options.timeoutMs,
@@ -63,23 +72,30 @@ export class FleetTes {
     const generation = this.generation;
     try {
       const reply = await this.client.heartbeatTaskRun(runId, body, { ...(token ? { token } : {}), signal });
-      if (generation === this.generation) this.failuresInARow = 0;
+      if (generation === this.generation) {
+        this.failuresInARow = 0;
+        this.failedRuns.clear();
+      }
       return reply;
     } catch (error) {
-      if (generation === this.generation && (error as { retryable?: unknown }).retryable === true)
+      if (generation === this.generation && (error as { retryable?: unknown }).retryable === true) {
         this.failuresInARow++;
+        this.failedRuns.add(runId);
+      }
       throw error;
     } finally {
       this.release();
     }
   }
 
-  /** A run's loop saw two failures in a row: recycle only when the pool's own count agrees. */
-  async recycle(): Promise<void> {
-    if (this.failuresInARow < 2) return;
+  /** A run's loop saw two failures in a row: recycle only when the pool's own count agrees (false: declined). */
+  async recycle(): Promise<boolean> {
+    if (this.failuresInARow < 2 || (this.failedRuns.size < 2 && this.runs() > 1)) return false;
     this.failuresInARow = 0;
+    this.failedRuns.clear();
     this.generation++;
     await this.client.resetConnections('drain');
+    return true;
   }
 
   async close(): Promise<void> {

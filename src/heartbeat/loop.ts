@@ -65,8 +65,8 @@ export interface HeartbeatLoopOptions {
     signal: AbortSignal,
   ): Promise<TaskRunHeartbeat>;
   bearer: Bearer;
-  /** Discard the TES connections (rule 9). */
-  resetConnections(): Promise<void>;
+  /** Discard the TES connections (rule 9); false when a shared pool declined (the fleet: fleet/tes-pool.ts). */
+  resetConnections(): Promise<unknown>;
   observer: HeartbeatObserver;
 }
 
@@ -333,8 +333,8 @@ export class HeartbeatLoop {
     }
     if (++this.failuresInARow < 2) return;
     this.failuresInARow = 0;
-    this.o.log.info('two failed attempts in a row: dialling fresh TES connections');
-    await this.o.resetConnections();
+    if ((await this.o.resetConnections()) !== false)
+      this.o.log.info('two failed attempts in a row: dialling fresh TES connections');
   }
 
   /** Aborts `controller` after `ms` of monotonic time (the timer is cancelled when the loop is done). */
