@@ -580,6 +580,7 @@ test('NOTES say what fleet mode installed and what a task pod needs', () => {
 test.each([
   ['a renew deadline as long as the lease', { duration: '10s' }],
   ['a retry period as long as the renew deadline', { retryPeriod: '10s' }],
+  ['a renew deadline within the jitter of the retry period (1.2 x)', { renewDeadline: '2.4s' }],
   ['a renew deadline longer than the lease', { duration: '1m', renewDeadline: '1.5m' }],
 ])('the install fails on elector timing the fleet refuses: %s', (_what, lease) => {
   const result = helm(['template', RELEASE, chartDir], {
@@ -588,14 +589,14 @@ test.each([
   });
   expect(result.code).not.toBe(0);
   expect(result.stderr).toMatch(
-    /fleet\.lease: duration \(.*\) > renewDeadline \(.*\) > retryPeriod \(.*\) must hold/,
+    /fleet\.lease: duration \(.*\) > renewDeadline \(.*\) > 1\.2 x retryPeriod \(.*\) must hold/,
   );
 });
 
 test('sub-second and compound elector timing that holds is accepted', () => {
   const values = {
     ...VALUE_SETS.cluster,
-    fleet: { scope: 'cluster', lease: { duration: '1m', renewDeadline: '40.5s', retryPeriod: '500ms' } },
+    fleet: { scope: 'cluster', lease: { duration: '1m', renewDeadline: '2.5s', retryPeriod: '2s' } },
   };
   expect(helm(['template', RELEASE, chartDir], values).code).toBe(0);
 });

@@ -100,8 +100,8 @@ fleet, beside the emulator in the release namespace, reads the emulator's Secret
 {{- $duration := include "tes-heartbeat.durationSeconds" $l.duration | float64 -}}
 {{- $deadline := include "tes-heartbeat.durationSeconds" $l.renewDeadline | float64 -}}
 {{- $retry := include "tes-heartbeat.durationSeconds" $l.retryPeriod | float64 -}}
-{{- if not (and (gt $duration $deadline) (gt $deadline $retry)) -}}
-{{- fail (printf "fleet.lease: duration (%s) > renewDeadline (%s) > retryPeriod (%s) must hold: a leader must stop before a standby may take the lease" $l.duration $l.renewDeadline $l.retryPeriod) -}}
+{{- if not (and (gt $duration $deadline) (gt $deadline (mulf $retry 1.2))) -}}
+{{- fail (printf "fleet.lease: duration (%s) > renewDeadline (%s) > 1.2 x retryPeriod (%s) must hold: a leader must stop before a standby may take the lease, and a standby's tries are jittered by up to 1.2 x the period" $l.duration $l.renewDeadline $l.retryPeriod) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
