@@ -110,7 +110,7 @@ test("the uninstall hook Job's command and settings release every pod still held
   for (const [name, namespace] of [
     ['held-1', 'tasks'],
     ['held-2', 'imaging'],
-  ])
+  ] as const)
     expect(meta(server.get('pods', namespace, name)).finalizers ?? [], name).toEqual([]);
   expect(w.tes.requests).toEqual([]);
 });
