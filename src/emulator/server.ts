@@ -9,7 +9,7 @@ import type { Logger } from '../log.ts';
 import { definitionProblems } from '../tes/definition.ts';
 import type { CreateTaskRunRequest, HeartbeatTaskRunRequest } from '../tes/types.gen.ts';
 import { EmulatorError, parseListQuery, RunStore } from './store.ts';
-import { RunTokens } from './tokens.ts';
+import { RunTokens, sameSecret } from './tokens.ts';
 import { ICON, SCRIPT, STYLE } from './ui-assets.ts';
 import {
   ASSET_PATHS,
@@ -215,7 +215,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
   function authorize(header: string | undefined, target: Route): void {
     if (options.token === undefined || target.public) return;
     const bearer = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '')?.[1];
-    if (bearer !== undefined && bearer === options.token) return;
+    if (bearer !== undefined && sameSecret(bearer, options.token)) return;
     if (bearer !== undefined && target.runId !== undefined && tokens.runOf(bearer) === target.runId) return;
     throw new EmulatorError(
       401,

@@ -1,7 +1,7 @@
 // JWT-shaped bearer tokens scoped to one run: base64url header.payload.signature,
 // HMAC-SHA256 under a key that lives as long as the emulator. Every token issued
 // for a run stays valid for that run; none is valid for anything else.
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 const HEADER = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url');
 
@@ -38,4 +38,14 @@ export class RunTokens {
   private sign(input: string): string {
     return createHmac('sha256', this.key).update(input).digest('base64url');
   }
+}
+
+/**
+ * Whether a bearer someone sent is the emulator's token (rule T7), in time that does not
+ * depend on where they differ: both sides are hashed to the same length first, since
+ * `timingSafeEqual` needs equal lengths and an early length check would leak the length.
+ */
+export function sameSecret(given: string, expected: string): boolean {
+  const digest = (value: string) => createHash('sha256').update(value, 'utf8').digest();
+  return timingSafeEqual(digest(given), digest(expected));
 }

@@ -67,7 +67,7 @@ export function renderPage(options: { title: string; auth: boolean; content: str
 <header class="top"><a class="brand" href="/">tes-heartbeat <span>emulator</span></a><span id="refresh-status" class="refresh-status" role="status"></span></header>
 <form id="gate" class="gate" hidden>
 <h1>This emulator needs a token</h1>
-<p>Give the bearer token it was started with (<code>--token</code>). It is kept in this tab only (sessionStorage) and sent with the page's own requests; <code>#token=…</code> in the address works too.</p>
+<p>Give the bearer token it was started with (<code>EMULATOR_TOKEN</code>, <code>--token-file</code> or <code>--token</code>). It is kept in this tab only (sessionStorage) and sent with the page's own requests; <code>#token=…</code> in the address works too.</p>
 <label for="gate-token">Bearer token</label>
 <input id="gate-token" name="token" type="password" autocomplete="off" spellcheck="false" required>
 <button type="submit">Show runs</button>
