@@ -12,13 +12,21 @@ import { duration, flagBoolean, helpText, parseSettings } from '../config/settin
 import { startEmulator } from '../emulator/server.ts';
 import { FakeKubeApiServer } from '../testing/fake-kube-api-server.ts';
 import { TesClient } from '../tes/client.ts';
-import type { ContainerStatus, HeartbeatTaskRunRequest } from '../tes/types.gen.ts';
+import type { HeartbeatTaskRunRequest } from '../tes/types.gen.ts';
+import { describe, elapsed, out, untilSignal } from './print.ts';
 import { job, kubeNow, NAMESPACE, node, POD_NAME, stages } from './scenario.ts';
 
 /** The demo's own timeline ends after about 7 s; past this, something hangs. */
 const DEFAULT_TIME_LIMIT = '60s';
 
 const demoSettings = {
+  fleet: {
+    flag: 'fleet',
+    help: 'several task pods under one fleet process instead of one pod with its sidecar',
+    boolean: true,
+    default: 'false',
+    parse: flagBoolean,
+  },
   keep: {
     flag: 'keep',
     help: 'after the final heartbeat, keep the emulator and its web page up until Ctrl-C (SIGINT/SIGTERM)',
@@ -45,6 +53,7 @@ export async function run(argv: string[]): Promise<number> {
   if (parsed.positionals.length > 0)
     return reportInvalid('demo', [`unexpected argument '${parsed.positionals[0]}'`]);
   const { keep, timeout: timeLimitMs } = parsed.values;
+  if (parsed.values.fleet) return (await import('./fleet-demo.ts')).runFleetDemo({ keep, timeLimitMs });
 
   const emulator = await startEmulator({ host: '127.0.0.1', port: 0 });
   const kube = await FakeKubeApiServer.start({ host: '127.0.0.1' });
@@ -144,59 +153,4 @@ export async function run(argv: string[]): Promise<number> {
     await Promise.allSettled([emulator.close(), kube.close()]);
     await rm(dir, { recursive: true, force: true });
   }
-}
-
-/** Resolves on the first SIGINT or SIGTERM. */
-function untilSignal(): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      process.off('SIGINT', done);
-      process.off('SIGTERM', done);
-      resolve();
-    };
-    process.once('SIGINT', done);
-    process.once('SIGTERM', done);
-  });
-}
-
-function out(line: string): void {
-  process.stdout.write(`${line}\n`);
-}
-
-function elapsed(t0: number): string {
-  return `+${((Date.now() - t0) / 1000).toFixed(2)}s`.padStart(7);
-}
-
-function describe(n: number, beat: HeartbeatTaskRunRequest): string {
-  const containers = (beat.containerStatus ?? []).map(describeContainer).join('; ') || 'pod not read yet';
-  const hardware = beat.podHardwareDetails
-    ? ` [hardware: ${summariseHardware(beat.podHardwareDetails)}]`
-    : '';
-  const last = beat.lastHeartbeat ? '  lastHeartbeat' : '';
-  return `heartbeat #${n}  ${containers}  jobRetryCount=${beat.jobRetryCount ?? '-'}${hardware}${last}`;
-}
-
-function describeContainer(status: ContainerStatus): string {
-  const state = status.state ?? {};
-  if (state.terminated) {
-    const t = state.terminated;
-    return `${status.name}: terminated (exit ${t.exitCode}${t.reason ? `, ${t.reason}` : ''})`;
-  }
-  if (state.running) return `${status.name}: running since ${state.running.startedAt}`;
-  const w = state.waiting ?? {};
-  return `${status.name}: waiting (${w.reason ?? '?'}${w.message ? `: ${truncate(w.message, 60)}` : ''})`;
-}
-
-function summariseHardware(json: string): string {
-  try {
-    const details = JSON.parse(json) as Record<string, unknown>;
-    const node = (details.node ?? {}) as Record<string, unknown>;
-    return [details.nodeName, node.instanceType].filter(Boolean).join(', ') || 'not scheduled yet';
-  } catch {
-    return 'unparsable';
-  }
-}
-
-function truncate(text: string, max: number): string {
-  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }

@@ -1,6 +1,8 @@
 // The demo's task pod, stage by stage, shaped as the API server serves it: the
 // scheduler first finds no room, then the kubelet pulls and starts the task
-// container, which exits 0. The agent runs beside it as a regular sidecar.
+// container, which exits 0. The agent runs beside it as a regular sidecar; with
+// `demo --fleet` the pods carry no container of ours, only the fleet's label and
+// their run's annotations.
 import type { KubeObject } from '../testing/fake-kube-api-server.ts';
 
 export const NAMESPACE = 'tes-demo';
@@ -20,29 +22,49 @@ export interface Stage {
   pod(startedAt: string): KubeObject;
 }
 
-const containers = [
-  {
-    name: 'task',
-    image: 'ghcr.io/example/bwa:0.7.18',
-    command: ['bwa', 'mem', '/data/ref.fa', '/data/reads.fq'],
-    resources: { requests: { cpu: '2', memory: '4Gi' }, limits: { cpu: '2', memory: '4Gi' } },
-  },
-  {
-    name: 'tes-heartbeat',
-    image: 'tes-heartbeat:0.1.0',
-    args: ['agent'],
-    resources: { requests: { cpu: '10m', memory: '96Mi' }, limits: { cpu: '1', memory: '192Mi' } },
-  },
-];
+const taskContainer = {
+  name: 'task',
+  image: 'ghcr.io/example/bwa:0.7.18',
+  command: ['bwa', 'mem', '/data/ref.fa', '/data/reads.fq'],
+  resources: { requests: { cpu: '2', memory: '4Gi' }, limits: { cpu: '2', memory: '4Gi' } },
+};
+const agentContainer = {
+  name: 'tes-heartbeat',
+  image: 'tes-heartbeat:0.1.0',
+  args: ['agent'],
+  resources: { requests: { cpu: '10m', memory: '96Mi' }, limits: { cpu: '1', memory: '192Mi' } },
+};
 
-function pod(spec: Record<string, unknown>, status: Record<string, unknown>): KubeObject {
+/** Which task pod: the sidecar demo's (the agent beside the task), or one of the fleet demo's. */
+export interface TaskPodOptions {
+  name: string;
+  /** With the agent container (sidecar) or with the fleet's label and annotations (fleet). */
+  mode: 'sidecar' | 'fleet';
+  runId: string;
+  nonce: string;
+}
+
+const SIDECAR_POD: TaskPodOptions = { name: POD_NAME, mode: 'sidecar', runId: 'demo', nonce: '' };
+
+function containersOf(o: TaskPodOptions) {
+  return o.mode === 'sidecar' ? [taskContainer, agentContainer] : [taskContainer];
+}
+
+function pod(o: TaskPodOptions, spec: Record<string, unknown>, status: Record<string, unknown>): KubeObject {
+  const containers = containersOf(o);
   return {
     metadata: {
-      name: POD_NAME,
+      name: o.name,
       generateName: `${JOB_NAME}-`,
       namespace: NAMESPACE,
-      labels: { 'batch.kubernetes.io/job-name': JOB_NAME, 'tes-heartbeat/inject': 'true' },
-      annotations: { 'tes-heartbeat/run-id': 'demo' },
+      labels:
+        o.mode === 'sidecar'
+          ? { 'batch.kubernetes.io/job-name': JOB_NAME, 'tes-heartbeat/inject': 'true' }
+          : { 'batch.kubernetes.io/job-name': JOB_NAME, 'tes-heartbeat/fleet': 'true' },
+      annotations:
+        o.mode === 'sidecar'
+          ? { 'tes-heartbeat/run-id': o.runId }
+          : { 'tes-heartbeat/run-id': o.runId, 'tes-heartbeat/nonce': o.nonce },
       ownerReferences: [
         {
           apiVersion: 'batch/v1',
@@ -70,13 +92,16 @@ const running = (name: string, startedAt: string) => ({
   lastState: {},
 });
 
-export function stages(): Stage[] {
+/** The task pod's stages; `o` says which pod (default: the sidecar demo's). */
+export function stages(o: TaskPodOptions = SIDECAR_POD): Stage[] {
+  const containers = containersOf(o);
   return [
     {
       atMs: 0,
       title: 'Pending: no node has room',
       pod: () =>
         pod(
+          o,
           {},
           {
             phase: 'Pending',
@@ -99,6 +124,7 @@ export function stages(): Stage[] {
       title: 'scheduled: the kubelet creates the containers',
       pod: () =>
         pod(
+          o,
           { nodeName: NODE_NAME },
           {
             phase: 'Pending',
@@ -123,6 +149,7 @@ export function stages(): Stage[] {
       title: 'running',
       pod: (startedAt) =>
         startedPod(
+          o,
           startedAt,
           true,
           containers.map((c) => running(c.name, startedAt)),
@@ -132,13 +159,13 @@ export function stages(): Stage[] {
       atMs: 6_000,
       title: 'the task exits 0',
       pod: (startedAt) =>
-        startedPod(startedAt, false, [
+        startedPod(o, startedAt, false, [
           {
             name: 'task',
             ready: false,
             restartCount: 0,
             started: false,
-            image: containers[0]?.image,
+            image: taskContainer.image,
             imageID: '',
             containerID: 'containerd://task-0001',
             state: {
@@ -152,15 +179,21 @@ export function stages(): Stage[] {
             },
             lastState: {},
           },
-          running('tes-heartbeat', startedAt),
+          ...(o.mode === 'sidecar' ? [running('tes-heartbeat', startedAt)] : []),
         ]),
     },
   ];
 }
 
 /** The pod once its containers have started: `ready` until the task exits. */
-function startedPod(startedAt: string, ready: boolean, containerStatuses: unknown[]): KubeObject {
+function startedPod(
+  o: TaskPodOptions,
+  startedAt: string,
+  ready: boolean,
+  containerStatuses: unknown[],
+): KubeObject {
   return pod(
+    o,
     { nodeName: NODE_NAME },
     {
       phase: 'Running',
