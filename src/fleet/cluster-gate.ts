@@ -86,10 +86,15 @@ export class ClusterGate implements SendGate {
     this.running = Promise.all([this.elector.run(signal), this.nodes.run(signal)]);
   }
 
-  /** After the fleet's last final: leadership ends, the lease is released, the client closed. */
-  async stop(): Promise<void> {
+  /** After the fleet's last final: leadership ends and the lease is released. */
+  async release(): Promise<void> {
     this.stopping.abort();
     await this.running?.catch((error: unknown) => this.options.log.error({ err: error }, 'cluster gate'));
+  }
+
+  /** release(), then the client closes. */
+  async stop(): Promise<void> {
+    await this.release();
     await this.options.api.close();
   }
 

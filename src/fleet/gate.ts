@@ -22,6 +22,8 @@ export interface SendGate {
   readonly signal: AbortSignal;
   /** Called after every change of `open` or of a node's openness; returns an unsubscribe. */
   onChange(listener: () => void): () => void;
+  /** The fleet sends nothing more (SIGTERM, after the finals due): give up the lease, if any. */
+  release?(): Promise<void>;
 }
 
 /** Node scope: one fleet per node, no election: always open. */

@@ -30,6 +30,8 @@ export interface RecordedHeartbeat {
   connection: number;
   /** Requests in flight when this one arrived, itself included. */
   inFlight: number;
+  /** When it arrived whole (performance.now() of the test process): who sent when, across processes. */
+  at: number;
 }
 
 export class FaultTes {
@@ -100,6 +102,7 @@ export class FaultTes {
         authorization: req.headers.authorization,
         connection: req.socket.remotePort ?? 0,
         inFlight,
+        at: performance.now(),
       });
       const runId = decodeURIComponent(match?.[1] ?? '');
       const reply = this.perRun.get(runId) ?? this.script.shift() ?? this.fallback;
