@@ -724,6 +724,7 @@ describe('real clusters (issue 10)', () => {
     expect(doc).toMatch(/# GENERATED AT RENDER TIME: `lookup` found no usable Secret/);
     expect(doc).toMatch(/webhook\.certManager\.enabled=true/);
     expect(renderNotes(VALUE_SETS.defaults)).toMatch(/GitOps[\s\S]*webhook\.certManager\.enabled=true/);
+    expect(renderNotes(VALUE_SETS.defaults)).toMatch(/last one year: run `helm upgrade` at least once a year/);
     expect(renderNotes(VALUE_SETS.production)).not.toMatch(/GitOps/);
   });
 
