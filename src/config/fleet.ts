@@ -49,6 +49,7 @@ export const fleetSettings = {
     flag: 'node',
     help: 'per node: only pods bound to this node, no leader election (empty: per cluster)',
     default: '',
+    defaultHelp: 'empty',
     parse: text,
   },
   namespaces: {
@@ -56,6 +57,7 @@ export const fleetSettings = {
     flag: 'namespaces',
     help: 'comma-separated namespaces of the task pods (empty: every namespace)',
     default: '',
+    defaultHelp: 'empty',
     parse: namespaceList,
   },
   selector: {
