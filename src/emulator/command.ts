@@ -11,7 +11,7 @@ import {
   Problem,
   parseSettings,
 } from '../config/settings.ts';
-import { createLogger } from '../log.ts';
+import { createLogger, logProcessWarnings } from '../log.ts';
 import { startEmulator } from './server.ts';
 
 const spec = {
@@ -69,6 +69,7 @@ export async function run(argv: string[]): Promise<number> {
   const token = values.token ?? values.tokenFile;
 
   const log = await createLogger({ level: values.logLevel, format: values.logFormat });
+  logProcessWarnings(log);
   // Handlers first: a signal during start-up still ends in a clean exit 0.
   const stop = Promise.withResolvers<string>();
   const onSignal = (signal: string) => stop.resolve(signal);

@@ -1,7 +1,7 @@
 // With LOG_FORMAT=json every line a long-running command writes, on stdout and on stderr, is
 // JSON (issue 16): a log shipper parses each line, and one plain line among them is lost or
 // breaks the stream. Node's own warnings included: they are logged, not printed.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -121,7 +121,41 @@ function agentEnv(tes: FaultTes, kubeconfig: string): Record<string, string> {
   };
 }
 
+/** `tes-heartbeat fleet` is being built (issue 17): covered here once dist has it. */
+const fleetExists = spawnSync(process.execPath, [CLI, 'fleet', '--help']).status === 0;
+
+async function fleetEnv(apiPort: number): Promise<Record<string, string>> {
+  const tes = await startTes();
+  return {
+    TES_URL: tes.url,
+    KUBECONFIG: await kubeconfigFor(apiPort),
+    FLEET_NODE_NAME: 'node-1',
+    FLEET_NAMESPACES: 'tasks',
+    POD_NAME: 'fleet-pod',
+    POD_NAMESPACE: 'tes-heartbeat',
+    HEARTBEAT_TIMEOUT: '250ms',
+    FINAL_HEARTBEAT_DEADLINE: '1s',
+    HTTP_ADDR: 'off',
+    LOG_LEVEL: 'debug',
+  };
+}
+
 describe('nothing but JSON on stdout and stderr (LOG_FORMAT=json)', () => {
+  it.runIf(fleetExists).each([
+    ['a closed port', async () => freePort()],
+    ['a black hole (accepts, never answers)', blackHole],
+  ])('the fleet whose API server is %s, through start and SIGTERM', async (_, api) => {
+    const fleet = start(['fleet'], await fleetEnv(await api()));
+    // A while of failing lists and the backoffs between them.
+    await waitFor(() => fleet.out().split('\n').length > 3, 10_000, 'the fleet logging');
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    fleet.child.kill('SIGTERM');
+    expect(await fleet.exited).toBe(0);
+    expect(notJson(fleet)).toEqual([]);
+    expect(fleet.err()).toBe('');
+    expect(logLines(fleet).filter((line) => String(line.msg).startsWith('Node.js warning'))).toEqual([]);
+  });
+
   it.each([
     ['a closed port', async () => freePort()],
     ['a black hole (accepts, never answers)', blackHole],
@@ -162,6 +196,14 @@ describe('nothing but JSON on stdout and stderr (LOG_FORMAT=json)', () => {
       }),
     ],
     ['emulator', async () => ({ args: ['emulator', '--port', '0'], env: {} })],
+    ...(fleetExists
+      ? [
+          [
+            'fleet',
+            async () => ({ args: ['fleet'], env: await fleetEnv(await freePort()) }),
+          ] as (typeof commands)[number],
+        ]
+      : []),
   ];
 
   it.each(commands)('%s: a warning of Node itself is a JSON log line, with its stack', async (_, setup) => {
