@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { loadFleetConfig } from '../../src/config/fleet.ts';
 import { LeaseElector, type LeaseTimings, timingProblems } from '../../src/fleet/lease-elector.ts';
 import { KubeApi, type KubeError } from '../../src/kube/api.ts';
 import { microTime } from '../../src/kube/events.ts';
@@ -419,5 +420,29 @@ describe('timings', () => {
       });
     if (problems === 0) expect(construct).not.toThrow();
     else expect(construct).toThrow(/lease elector: the /);
+  });
+
+  it.each([
+    { desc: 'the defaults', env: {}, named: [] },
+    { desc: 'duration = deadline', env: { FLEET_LEASE_DURATION: '10s' }, named: ['FLEET_LEASE_DURATION'] },
+    { desc: 'deadline = 1.2 × retry', env: { FLEET_RETRY_PERIOD: '8.5s' }, named: ['FLEET_RENEW_DEADLINE'] },
+    {
+      desc: 'deadline between retry and 1.2 × retry',
+      env: { FLEET_RENEW_DEADLINE: '2.2s', FLEET_RETRY_PERIOD: '2s' },
+      named: ['FLEET_RENEW_DEADLINE'],
+    },
+  ])('the settings refuse what the elector would (exit 2, naming the variable): $desc', ({ env, named }) => {
+    const loaded = loadFleetConfig([], {
+      TES_URL: 'https://tes.example',
+      POD_NAME: 'fleet-a',
+      POD_NAMESPACE: NS,
+      ...env,
+    });
+    const problems = loaded.kind === 'invalid' ? loaded.problems : [];
+    expect(problems.map((p) => p.split(' ')[0])).toEqual(named);
+    if (loaded.kind === 'ok') {
+      const { durationMs: leaseDurationMs, renewDeadlineMs, retryPeriodMs } = loaded.config.lease;
+      expect(timingProblems({ leaseDurationMs, renewDeadlineMs, retryPeriodMs })).toEqual([]);
+    }
   });
 });
