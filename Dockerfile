@@ -12,7 +12,9 @@ COPY api/ api/
 COPY scripts/ scripts/
 COPY src/ src/
 # One self-contained esbuild bundle (code-split into dist/chunks/): nothing from node_modules
-# is needed at run time, so no production install to prune.
+# is needed at run time, so no production install to prune. The build also writes
+# dist/sbom.cdx.json, the CycloneDX SBOM of the packages inside the bundle (npm sbom,
+# offline, from the installed tree): scanners cannot see into the bundle.
 RUN npm run build
 RUN node dist/tes-heartbeat.js --version
 
@@ -27,7 +29,8 @@ LABEL org.opencontainers.image.title="tes-heartbeat" \
       org.opencontainers.image.licenses="Apache-2.0"
 WORKDIR /app
 # Owned by root, read-only to the process: fine under readOnlyRootFilesystem (nothing is
-# written but TES_JWT_FILE, which must point into a volume).
+# written but TES_JWT_FILE, which must point into a volume). With the bundle comes its
+# SBOM, at /app/sbom.cdx.json.
 COPY --from=build --chown=0:0 /src/dist/ /app/
 # glibc malloc, tuned for a small long-lived process (docs/performance.md): two arenas; blocks
 # of 64 KiB and more mmap'd and so returned when freed (the default threshold grows to 32 MiB

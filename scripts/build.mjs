@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { build } from 'esbuild';
+import { writeSbom } from './sbom.mjs';
 
 const root = path.resolve(import.meta.dirname, '..');
 const clientNodeDist = path.join(root, 'node_modules/@kubernetes/client-node/dist');
@@ -103,11 +104,13 @@ const undiciSlim = {
 
 const { version } = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
 
-await rm(path.join(root, 'dist'), { recursive: true, force: true });
+// BUILD_OUTDIR: another directory than dist/, for a test that must not touch the dist/ other tests run.
+const outdir = path.resolve(root, process.env.BUILD_OUTDIR ?? 'dist');
+await rm(outdir, { recursive: true, force: true });
 const result = await build({
   absWorkingDir: root,
   entryPoints: { 'tes-heartbeat': 'src/cli/main.ts' },
-  outdir: 'dist',
+  outdir,
   bundle: true,
   splitting: true,
   format: 'esm',
@@ -129,7 +132,9 @@ const result = await build({
   },
   plugins: [clientNodeGenStub, clientNodeLazyAuth, undiciSlim],
   logLevel: 'warning',
-  metafile: Boolean(process.env.BUILD_METAFILE),
+  // The metafile also says which npm packages the bundle holds: the SBOM lists exactly those.
+  metafile: true,
 });
 // BUILD_METAFILE=path writes esbuild's metafile there, for looking into what each chunk holds.
 if (process.env.BUILD_METAFILE) await writeFile(process.env.BUILD_METAFILE, JSON.stringify(result.metafile));
+await writeSbom({ root, metafile: result.metafile, out: path.join(outdir, 'sbom.cdx.json') });

@@ -178,6 +178,17 @@ describe('the build stage, repeated outside Docker', () => {
     }
   });
 
+  test('the image carries the SBOM at /app/sbom.cdx.json, about tes-heartbeat (not the build directory)', () => {
+    const sbom = JSON.parse(readFileSync(path.join(image, 'app/sbom.cdx.json'), 'utf8'));
+    expect(sbom.bomFormat).toBe('CycloneDX');
+    // npm names the root after the directory it runs in: /src in the build stage.
+    expect(sbom.metadata.component).toMatchObject({ name: 'tes-heartbeat', version });
+    const names = (sbom.components as { name: string }[]).map((c) => c.name);
+    for (const name of ['pino', 'undici', '@kubernetes/client-node', 'prom-client'])
+      expect(names).toContain(name);
+    expect(names).not.toContain('vitest');
+  });
+
   test('--version prints the package version', () => {
     const result = start(['--version']);
     expect(result.stderr).toBe('');
