@@ -16,9 +16,15 @@ import { type FleetProcess, type FleetWorld, fleetPod, fleetWorlds } from '../su
 const world = fleetWorlds();
 const NS = 'fleet';
 const LEASE = 'tes-heartbeat-fleet';
-const D = 3_000;
-const DEADLINE = 2_000;
-const R = 500;
+/**
+ * Lease duration / renew deadline / retry period in ms. FLEET_CLUSTER_TEST_TIMINGS (e.g.
+ * `15000/10000/2000`, the defaults) measures the failover at other timings; the bounds follow.
+ */
+const [D, DEADLINE, R] = (process.env.FLEET_CLUSTER_TEST_TIMINGS ?? '3000/2000/500')
+  .split('/')
+  .map(Number) as [number, number, number];
+/** Each test waits a few lease durations at most. */
+const TEST_TIMEOUT = 20_000 + 3 * D;
 const INTERVAL = 1_000;
 /** Slack for a loaded two-core machine: process scheduling, not the algorithm. */
 const SLACK = 1_000;
@@ -137,7 +143,7 @@ const leading = (member: Member) => said(member, 'leading: this process holds th
 const report = (what: string, ms: number) =>
   process.stdout.write(`[fleet-cluster] ${what}: ${Math.round(ms)} ms\n`);
 
-describe('the per-cluster scope', () => {
+describe('the per-cluster scope', { timeout: TEST_TIMEOUT }, () => {
   it('one sender at a time; a standby is ready and warm; kill -9 of the leader: a standby takes over within lease duration + 2.5 × retry, runs resume within 2 s, one final per run', async () => {
     const w = await world();
     const c = await cluster(w);
@@ -169,7 +175,7 @@ describe('the per-cluster scope', () => {
     a.child.kill('SIGKILL');
     const takenAt = await waitFor(
       () => (c.holder() !== 'fleet-a' ? performance.now() : 0),
-      20_000,
+      3 * D + 5_000,
       'a new holder',
     );
     const successor = c.members.find((m) => m.name === c.holder());
@@ -257,10 +263,10 @@ describe('the per-cluster scope', () => {
     await waitFor(() => w.beats('run-p1').length >= 2, 10_000, 'beats');
     const cutAt = performance.now();
     w.kube.server.cutOff(a.token, 'hang');
-    await said(a, 'leadership ended');
+    await said(a, 'leadership ended', DEADLINE + 10_000);
     const firstB = await waitFor(
       () => w.tes.requests.find((r) => c.senderOf(r.authorization) === 'fleet-b'),
-      15_000,
+      3 * D + 5_000,
       'the standby sends',
     );
     if (!firstB) throw new Error('fleet-b never sent');
