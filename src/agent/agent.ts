@@ -8,12 +8,11 @@ import type { AgentConfig } from '../config/agent.ts';
 import { RunBearer, TokenSource } from '../engine/bearer.ts';
 import { ClusterFacts } from '../engine/cluster-facts.ts';
 import { TaskRun } from '../engine/task-run.ts';
-import type { HealthEvent } from '../heartbeat/health-events.ts';
 import { aborted, type EndReason } from '../heartbeat/loop.ts';
 import { AgentMetrics } from '../http/agent-metrics.ts';
 import { type Listener, type Readiness, startListener } from '../http/listener.ts';
 import { KubeApi, KubeError } from '../kube/api.ts';
-import { PodEventWriter } from '../kube/events.ts';
+import { type EventContent, PodEventWriter } from '../kube/events.ts';
 import { owningJobName } from '../kube/job.ts';
 import { watchPod } from '../kube/pod-watch.ts';
 import type { Pod } from '../kube/types.ts';
@@ -60,6 +59,8 @@ export class Agent {
     this.kubeLoaded = resolve;
   });
   private firstPod: (() => void) | undefined;
+  /** Resolved when the pod is first seen (its uid puts an Event into `kubectl describe pod`). */
+  private readonly podKnown = Promise.withResolvers<void>();
   private jobRead: Promise<void> | undefined;
   private nodeRead: Promise<void> | undefined;
 
@@ -183,11 +184,27 @@ export class Agent {
       healthy: () => this.finalReadiness !== undefined || this.run.alive(),
       readiness: () => this.finalReadiness ?? this.run.readiness(),
       metrics: () => this.metrics.render(),
+      onPortTaken: (address) => this.portTaken(address),
     });
   }
 
+  /**
+   * Rule T5: in regular mode a task container may hold the agent's port and answer
+   * scrapes for it; one Warning Event says so where people look, once the pod is known
+   * (or after HEARTBEAT_TIMEOUT without it).
+   */
+  private portTaken(address: string): void {
+    if (!this.config.events) return;
+    const event: EventContent = {
+      reason: 'ListenerPortTaken',
+      type: 'Warning',
+      note: `HTTP_ADDR ${address} is taken by another process in the pod: what answers there (/healthz, /readyz, /metrics) is not tes-heartbeat. Heartbeats go on.`,
+    };
+    void this.bounded(this.podKnown.promise).then(() => this.recordEvent(event, this.stopped.signal));
+  }
+
   /** Writes one Event once the Kubernetes client is loaded; without one there is nowhere to write. */
-  private async recordEvent(event: HealthEvent, signal: AbortSignal): Promise<void> {
+  private async recordEvent(event: EventContent, signal: AbortSignal): Promise<void> {
     const kube = await this.kubeReady;
     if (!kube) return;
     const { namespace, podName, timeoutMs } = this.config;
@@ -220,6 +237,7 @@ export class Agent {
   private podSeen(pod: Pod): void {
     this.run.podSeen(pod);
     this.firstPod?.();
+    this.podKnown.resolve();
     this.startReads(pod);
   }
 

@@ -13,6 +13,11 @@ export interface ListenerOptions {
   healthy(): boolean;
   readiness(): Readiness;
   metrics(): Promise<{ contentType: string; body: string }>;
+  /**
+   * The address is taken (EADDRINUSE): in a pod that means another container listens
+   * there and answers whoever scrapes it (rule T5). Called once, after the error log.
+   */
+  onPortTaken?(address: string): void;
 }
 
 export interface Listener {
@@ -55,10 +60,9 @@ export async function startListener(options: ListenerOptions): Promise<Listener 
   try {
     await listen(server, options.host, options.port);
   } catch (error) {
-    log.error(
-      { err: error, address: `${options.host}:${options.port}` },
-      'health and metrics listener not started',
-    );
+    const address = `${options.host}:${options.port}`;
+    log.error({ err: error, address }, 'health and metrics listener not started');
+    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') options.onPortTaken?.(address);
     return undefined;
   }
   // Rule 22: a late server error (EMFILE on accept) is logged; it must not end the process.

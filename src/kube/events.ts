@@ -4,9 +4,12 @@
 // ones at debug, and never thrown — an Event must not delay or change a heartbeat.
 import type { HealthEvent } from '../heartbeat/health-events.ts';
 
-/** What an Event says: the heartbeat's transitions (HealthEvent), or the fleet's HeartbeatSkipped. */
+/**
+ * What an Event says: the heartbeat's transitions (HealthEvent), the fleet's
+ * HeartbeatSkipped, or the agent's ListenerPortTaken (rule T5).
+ */
 export type EventContent = Omit<HealthEvent, 'reason'> & {
-  reason: HealthEvent['reason'] | 'HeartbeatSkipped';
+  reason: HealthEvent['reason'] | 'HeartbeatSkipped' | 'ListenerPortTaken';
 };
 import type { Logger } from '../log.ts';
 import type { KubeApi } from './api.ts';
