@@ -21,7 +21,7 @@
 // `npm run build`. Prints one JSON object; docs/performance.md ("Fleet") quotes it.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -272,11 +272,19 @@ interface Measured {
   logFile: string;
 }
 
+/** `--profile`: fleets write a CPU profile on exit and a heap snapshot on SIGUSR2, into bench/results/. */
+const profileDir = process.argv.includes('--profile') ? path.join(root, 'bench/results') : undefined;
+
 function startProcess(name: string, command: string, env: Record<string, string>, logDir: string): Measured {
   const logFile = path.join(logDir, `${name}.log`);
   const log = openSync(logFile, 'w');
   const startedAt = mono();
-  const child = spawn(process.execPath, [...imageFlags, cli, command], {
+  const profile =
+    profileDir && command === 'fleet'
+      ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--heapsnapshot-signal=SIGUSR2']
+      : [];
+  const child = spawn(process.execPath, [...imageFlags, ...profile, cli, command], {
+    ...(profileDir ? { cwd: profileDir } : {}),
     stdio: ['ignore', log, log],
     env: {
       PATH: process.env.PATH ?? '',
@@ -326,6 +334,16 @@ async function logTail(p: Measured): Promise<string[]> {
   return (await readFile(p.logFile, 'utf8').catch(() => '')).trim().split('\n').filter(Boolean).slice(-5);
 }
 
+/** What the processes asked of the API server: connections (TLS handshakes) and requests by kind. */
+function kubeApiUse(cl: Cluster) {
+  const kinds: Record<string, number> = {};
+  for (const r of cl.kube.requests) {
+    const kind = `${r.method} ${r.path.replace(/\/namespaces\/[^/]+/, '/namespaces/*').replace(/\/(pods|jobs|nodes|events|leases)\/[^/]+$/, '/$1/*')}${r.watch ? ' (watch)' : ''}`;
+    kinds[kind] = (kinds[kind] ?? 0) + 1;
+  }
+  return { connections: cl.kube.connections, requests: kinds };
+}
+
 /** VmRSS, RssAnon and CPU every `everyMs`, from /proc. */
 class Sampler {
   readonly samples: { t: number; rssMiB: number; rssAnonMiB: number; cpuS: number }[] = [];
@@ -365,6 +383,26 @@ class Sampler {
         max: round(Math.max(...inside.map((s) => s.rssAnonMiB))),
       },
     };
+  }
+}
+
+/** SIGUSR2 (--heapsnapshot-signal): waits until the snapshot file stops growing. */
+async function heapSnapshot(p: Measured): Promise<void> {
+  const dir = profileDir as string;
+  const before = new Set(await readdir(dir));
+  p.child.kill('SIGUSR2');
+  let size = -1;
+  for (;;) {
+    await sleep(2_000);
+    const file = (await readdir(dir)).find((f) => f.endsWith('.heapsnapshot') && !before.has(f));
+    const now = file ? (await stat(path.join(dir, file))).size : -1;
+    if (file && now === size) {
+      process.stderr.write(
+        `bench-fleet: heap snapshot ${path.join(dir, file)} (${round(now / 2 ** 20)} MiB)\n`,
+      );
+      return;
+    }
+    size = now;
   }
 }
 
@@ -499,6 +537,7 @@ async function steadyScenario(
     const report = await world.stub.report();
     const highWater = highWaterMiB(fleet.pid);
     const steady = sampler.window(from + 2_000, to);
+    if (profileDir) await heapSnapshot(fleet);
     const stopped = await stopProcess(fleet);
     const latencies = changeTimes.flatMap((t, c) => {
       const seen = report.markers[String(c)];
@@ -517,6 +556,7 @@ async function steadyScenario(
       largestGapPerRunMs: stats(largestGaps(report, from, to)),
       changeToTesMs: { ...stats(latencies, 1), lost: changeTimes.length - latencies.length },
       ...(rollouts.length > 0 ? { rollouts } : {}),
+      kubeApi: kubeApiUse(cl),
       exit: stopped,
       logTail: stopped.code === 0 ? undefined : await logTail(fleet),
     };
@@ -589,6 +629,7 @@ async function failoverScenario(world: World, options: { pods: number; completin
       runsWithAFinal: finals.length,
       runsWithTwoFinals: finals.filter(([, run]) => run.finals > 1).map(([id]) => id),
       standbyBeforeTakeover: standbyReady,
+      kubeApi: kubeApiUse(cl),
       standbyAfter: sampler.window(killedAt + 20_000, to),
       exit: stopped,
       logTail: await logTail(standby),
@@ -668,6 +709,7 @@ async function main(): Promise<void> {
   const chosen = option('--scenario')?.split(',') ?? all;
   for (const s of chosen)
     if (!all.includes(s)) throw new Error(`bench-fleet: unknown scenario ${s} (${all.join(', ')})`);
+  if (profileDir) await mkdir(profileDir, { recursive: true });
   const stub = await Stub.start();
   const logDir = await mkdtemp(path.join(tmpdir(), 'bench-fleet-logs-'));
   const world = { stub, logDir };
