@@ -153,6 +153,10 @@ export class FleetRuns {
     const key = podKey(last);
     const e = this.entries.get(key);
     if (!e) return;
+    this.o.log.info(
+      { namespace: last.metadata?.namespace, pod: last.metadata?.name },
+      'pod missing from a re-list: it ends like a deletion',
+    );
     if (!e.run && e.phase !== 'starting') this.forget(key, e);
     else this.ended(key, { kind: 'vanished', last });
   }
