@@ -138,8 +138,9 @@ describe('isolation', () => {
     const w = await world();
     for (const name of ['good', 'bad']) w.kube.server.set('pods', fleetPod({ name, status: running }));
     w.tes.setRunReply('run-bad', { status: 503, body: {} });
-    const fleet = await w.fleet({ HEARTBEAT_INTERVAL: '300ms' });
-    await waitFor(() => w.beats('run-bad').length >= 6, 10_000, 'the bad run failing, again and again');
+    // A long interval: the bad run's retries come in a row between the good run's beats.
+    const fleet = await w.fleet({ HEARTBEAT_INTERVAL: '2s' });
+    await waitFor(() => w.beats('run-bad').length >= 6, 15_000, 'the bad run failing, again and again');
     expect(fleet.logs.some((l) => l.msg === RECYCLED)).toBe(false);
     const good = w.tes.requests.filter((r) => r.runId === 'run-good');
     // The two connections the first concurrent beats opened, and no fresh ones since.
