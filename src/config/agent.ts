@@ -190,7 +190,10 @@ export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
   const v = parsed.values;
   if (parsed.positionals.length > 0)
     return { kind: 'invalid', problems: [`unexpected argument '${parsed.positionals[0]}'`] };
-  const cleartext = cleartextTesUrlProblem(v.tesUrl, v.allowHttp);
+  const cleartext = cleartextTesUrlProblem(v.tesUrl, {
+    bearer: Boolean(v.token || v.tokenFile),
+    allowHttp: v.allowHttp,
+  });
   if (cleartext) return { kind: 'invalid', problems: [cleartext] };
 
   return {

@@ -180,7 +180,10 @@ export function loadFleetConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
   const v = parsed.values;
   const problems: string[] = [];
   if (parsed.positionals.length > 0) problems.push(`unexpected argument '${parsed.positionals[0]}'`);
-  const cleartext = cleartextTesUrlProblem(v.tesUrl, v.allowHttp);
+  const cleartext = cleartextTesUrlProblem(v.tesUrl, {
+    bearer: Boolean(v.token || v.tokenFile),
+    allowHttp: v.allowHttp,
+  });
   if (cleartext) problems.push(cleartext);
   const perCluster = v.nodeName === '';
   if (perCluster && !v.releaseFinalizers) {

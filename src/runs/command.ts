@@ -187,7 +187,10 @@ export async function run(argv: string[]): Promise<number> {
     timeout: number;
     json: boolean;
   };
-  const cleartext = cleartextTesUrlProblem(values.tesUrl, values.allowHttp);
+  const cleartext = cleartextTesUrlProblem(values.tesUrl, {
+    bearer: Boolean(values.token),
+    allowHttp: values.allowHttp,
+  });
   if (cleartext) return reportInvalid(command, [cleartext]);
   const bodyConflict = ['name', 'description', 'acl', 'podName', 'podUid', 'nonce', 'jobRetryCount'].filter(
     (key) => values[key] !== undefined,

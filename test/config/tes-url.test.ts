@@ -1,9 +1,12 @@
-// Rule T6: a bearer only over TLS. The built agent and `runs` refuse an http:// TES_URL
-// that is not loopback (exit 2, one line naming TES_URL) before any request, unless
-// TES_ALLOW_HTTP=true; loopback stays allowed for local use.
+// Rule T6: a bearer only over TLS. With a token or token file configured, the built agent
+// and `runs` refuse an http:// TES_URL that is not loopback (exit 2, one line naming
+// TES_URL) before any request, unless TES_ALLOW_HTTP=true; loopback stays allowed for local
+// use, and without a bearer an http:// TES is allowed.
 import { execFile } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
-import { hostname } from 'node:os';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { cleartextTesUrlProblem, isLoopbackHost } from '../../src/config/tes-url.ts';
 import { type Emulator, startEmulator } from '../../src/emulator/server.ts';
@@ -31,13 +34,18 @@ describe('cleartextTesUrlProblem', () => {
   ])('$url: loopback $loopback', ({ url, loopback }) => {
     const parsed = new URL(url);
     expect(isLoopbackHost(parsed.hostname)).toBe(loopback);
-    expect(cleartextTesUrlProblem(parsed, false) === undefined).toBe(loopback);
-    expect(cleartextTesUrlProblem(parsed, true)).toBeUndefined();
-    expect(cleartextTesUrlProblem(new URL(url.replace('http:', 'https:')), false)).toBeUndefined();
+    expect(cleartextTesUrlProblem(parsed, { bearer: true, allowHttp: false }) === undefined).toBe(loopback);
+    expect(cleartextTesUrlProblem(parsed, { bearer: true, allowHttp: true })).toBeUndefined();
+    expect(cleartextTesUrlProblem(parsed, { bearer: false, allowHttp: false })).toBeUndefined();
+    const https = new URL(url.replace('http:', 'https:'));
+    expect(cleartextTesUrlProblem(https, { bearer: true, allowHttp: false })).toBeUndefined();
   });
 
   it('names TES_URL and the way out, and never the user-info part of the URL', () => {
-    const problem = cleartextTesUrlProblem(new URL('http://user:s3cret-pw@10.0.0.1:8080/tes'), false);
+    const problem = cleartextTesUrlProblem(new URL('http://user:s3cret-pw@10.0.0.1:8080/tes'), {
+      bearer: true,
+      allowHttp: false,
+    });
     expect(problem).toMatch(/^TES_URL \(--tes-url\): http:\/\/10\.0\.0\.1:8080 /);
     expect(problem).toContain('TES_ALLOW_HTTP=true');
     expect(problem).not.toContain('s3cret-pw');
@@ -85,6 +93,28 @@ describe('the built agent', () => {
     expect(lines[0]).toMatch(/^tes-heartbeat agent: TES_URL \(--tes-url\): http:\/\/10\.0\.0\.1:8080 /);
     expect(agent.stderr()).not.toContain(TOKEN);
     expect(agent.stdout()).toBe('');
+
+    // A token file is a bearer too.
+    const tokenFile = path.join(mkdtempSync(path.join(tmpdir(), 'tes-url-')), 'token');
+    writeFileSync(tokenFile, `${TOKEN}\n`);
+    const fromFile = after.agent({ ...env, TES_TOKEN: undefined, TES_TOKEN_FILE: tokenFile });
+    expect((await fromFile.exited).code).toBe(2);
+    expect(fromFile.stderr()).toMatch(
+      /^tes-heartbeat agent: TES_URL \(--tes-url\): http:\/\/10\.0\.0\.1:8080 /,
+    );
+  });
+
+  it('sends to http:// on another host when it has no bearer to give away', async () => {
+    const open = await startEmulator({ host: ownName.address });
+    after.defer(() => open.close());
+    const runId = open.store.create({ name: 'no-bearer' }).id as string;
+    const agent = after.agent({
+      ...(await agentEnv(urlByName(open))),
+      TES_TOKEN: undefined,
+      TES_RUN_ID: runId,
+    });
+    await waitFor(() => open.heartbeats(runId).length > 0, 10_000, 'a heartbeat without a bearer');
+    agent.child.kill('SIGKILL');
   });
 
   it('sends to http:// on loopback, and to another host with TES_ALLOW_HTTP=true or --allow-http', async () => {
@@ -150,6 +180,10 @@ describe('the built runs command', () => {
     }
     expect((await runs(['list', '--allow-http=false'], byName)).code).toBe(2);
     expect((await runs(['list', '--allow-http=maybe'], byName)).stderr).toContain('TES_ALLOW_HTTP');
+    // Without a token there is no bearer to refuse (the emulator then answers 401, exit 1).
+    const noBearer = await runs(['list'], { ...byName, TES_TOKEN: '' });
+    expect(noBearer.code).toBe(1);
+    expect(noBearer.stderr).toContain('401');
   });
 
   it('runs against http:// on loopback as before', async () => {
