@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { build } from 'esbuild';
-import { writeSbom } from './sbom.mjs';
+import { readNpmSbom, writeSbom } from './sbom.mjs';
 
 const root = path.resolve(import.meta.dirname, '..');
 const clientNodeDist = path.join(root, 'node_modules/@kubernetes/client-node/dist');
@@ -106,6 +106,7 @@ const { version } = JSON.parse(readFileSync(path.join(root, 'package.json'), 'ut
 
 // BUILD_OUTDIR: another directory than dist/, for a test that must not touch the dist/ other tests run.
 const outdir = path.resolve(root, process.env.BUILD_OUTDIR ?? 'dist');
+const npmSbom = readNpmSbom(root);
 await rm(outdir, { recursive: true, force: true });
 const result = await build({
   absWorkingDir: root,
@@ -137,4 +138,4 @@ const result = await build({
 });
 // BUILD_METAFILE=path writes esbuild's metafile there, for looking into what each chunk holds.
 if (process.env.BUILD_METAFILE) await writeFile(process.env.BUILD_METAFILE, JSON.stringify(result.metafile));
-await writeSbom({ root, metafile: result.metafile, out: path.join(outdir, 'sbom.cdx.json') });
+await writeSbom({ root, metafile: result.metafile, npmSbom, out: path.join(outdir, 'sbom.cdx.json') });

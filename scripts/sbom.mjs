@@ -8,10 +8,11 @@
 // package that a dev dependency also names as a peer (npm/cli#7909) — here prom-client's
 // @opentelemetry/api, which vitest names as an optional peer — and the bundle holds it.
 // The build fails when a bundled package is missing from npm's list.
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 
 const NODE_MODULES = 'node_modules/';
 
@@ -33,15 +34,20 @@ export function bundledPackages(root, metafile) {
   return packages;
 }
 
-export async function writeSbom({ root, metafile, out }) {
+/** npm's SBOM of the installed tree; started before the bundle is built, as it does not depend on it. */
+export async function readNpmSbom(root) {
+  const { stdout } = await promisify(execFile)('npm', ['sbom', '--sbom-format', 'cyclonedx'], {
+    cwd: root,
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  return JSON.parse(stdout);
+}
+
+/** Writes to `out` the part of `npmSbom` (readNpmSbom) that the bundle of `metafile` holds. */
+export async function writeSbom({ root, metafile, npmSbom, out }) {
   const bundled = bundledPackages(root, metafile);
-  const sbom = JSON.parse(
-    execFileSync('npm', ['sbom', '--sbom-format', 'cyclonedx'], {
-      cwd: root,
-      encoding: 'utf8',
-      maxBuffer: 64 * 1024 * 1024,
-    }),
-  );
+  const sbom = await npmSbom;
   const key = (component) => `${component.name}@${component.version}`;
   const components = sbom.components.filter((component) => bundled.has(key(component)));
   const listed = new Set(components.map(key));
