@@ -38,6 +38,15 @@ export class FakeClock implements Clock {
     this.wallOffset += ms;
   }
 
+  /**
+   * Moves time on without waking anyone, as a busy event loop runs timers late: code that
+   * reads the clock now sees a deadline passed whose timer has not fired. The next `advance`
+   * wakes the sleepers then due.
+   */
+  stall(ms: number): void {
+    this.time += ms;
+  }
+
   /** Values `random()` returns next (then 0.5 once exhausted). */
   setRandom(...values: number[]): void {
     this.randomValues = values;
