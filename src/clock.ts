@@ -24,3 +24,22 @@ export const systemClock: Clock = {
   sleep: (ms, signal) => sleepTimer(Math.max(0, ms), undefined, signal ? { signal } : undefined),
   random: () => Math.random(),
 };
+
+/**
+ * Waits for `work` at most `ms` of monotonic time, or until `stop` aborts — whichever
+ * comes first; never rejects, and leaves no timer behind (a bounded wait at start-up).
+ */
+export async function waitAtMost(
+  clock: Clock,
+  work: Promise<unknown>,
+  ms: number,
+  stop?: AbortSignal,
+): Promise<void> {
+  const timer = new AbortController();
+  const signal = stop ? AbortSignal.any([timer.signal, stop]) : timer.signal;
+  try {
+    await Promise.race([work.catch(() => undefined), clock.sleep(ms, signal).catch(() => undefined)]);
+  } finally {
+    timer.abort();
+  }
+}

@@ -3,7 +3,7 @@
 // (the first heartbeat waits for the pod and, with JOB_RETRY_COUNT=auto, the Job at most
 // HEARTBEAT_TIMEOUT each, then goes out whatever is known), the kubelet's last word after
 // SIGTERM (rule 16), the native sidecar's wait (rule 18), and its listener.
-import type { Clock } from '../clock.ts';
+import { type Clock, waitAtMost } from '../clock.ts';
 import type { AgentConfig } from '../config/agent.ts';
 import { RunBearer, TokenSource } from '../engine/bearer.ts';
 import { ClusterFacts } from '../engine/cluster-facts.ts';
@@ -272,14 +272,8 @@ export class Agent {
   }
 
   /** Waits for `work` at most HEARTBEAT_TIMEOUT, or until the end is seen. */
-  private async bounded(work: Promise<unknown>): Promise<void> {
-    const timer = new AbortController();
-    const signal = AbortSignal.any([timer.signal, this.run.endSignal]);
-    try {
-      await Promise.race([work, this.deps.clock.sleep(this.config.timeoutMs, signal).catch(() => undefined)]);
-    } finally {
-      timer.abort();
-    }
+  private bounded(work: Promise<unknown>): Promise<void> {
+    return waitAtMost(this.deps.clock, work, this.config.timeoutMs, this.run.endSignal);
   }
 
   /**

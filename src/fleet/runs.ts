@@ -4,7 +4,7 @@
 // fleet's is around it: settings from the pod's annotations (pod-plan.ts), the shared
 // TES pool, node and Job reads, the confirmation that a DELETED pod is really gone, the
 // deletion and finalizer rules, and the mark written after the final heartbeat.
-import type { Clock } from '../clock.ts';
+import { type Clock, waitAtMost } from '../clock.ts';
 import type { FleetConfig } from '../config/fleet.ts';
 import { RunBearer, type TokenSource } from '../engine/bearer.ts';
 import type { ClusterFacts } from '../engine/cluster-facts.ts';
@@ -252,7 +252,7 @@ export class FleetRuns {
     if (e.pending) this.applyEnding(e, e.pending);
     else this.watchDeletion(e);
     e.finishing = (async () => {
-      if (jobRead) await this.bounded(jobRead, FIRST_JOB_WAIT_MS, run.endSignal);
+      if (jobRead) await waitAtMost(clock, jobRead, FIRST_JOB_WAIT_MS, run.endSignal);
       const end = await run.run();
       await this.finished(e, run, end, log);
     })().catch((error: unknown) => log.error({ err: error }, 'internal error ending the run'));
@@ -477,19 +477,6 @@ export class FleetRuns {
       .sleep(Math.max(0, ms), AbortSignal.any([timer.signal, this.o.signal]))
       .then(fn, () => undefined);
     return timer;
-  }
-
-  /** Waits for `work` at most `ms`, or until `stop` aborts. */
-  private async bounded(work: Promise<unknown>, ms: number, stop: AbortSignal): Promise<void> {
-    const timer = new AbortController();
-    try {
-      await Promise.race([
-        work,
-        this.o.clock.sleep(ms, AbortSignal.any([timer.signal, stop])).catch(() => undefined),
-      ]);
-    } finally {
-      timer.abort();
-    }
   }
 }
 
