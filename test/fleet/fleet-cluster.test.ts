@@ -112,7 +112,9 @@ async function ready(member: Member): Promise<void> {
       ),
     10_000,
     `${member.name} ready`,
-  );
+  ).catch((error: Error) => {
+    throw new Error(`${error.message}:\n${member.stdout().slice(-3000)}${member.stderr()}`);
+  });
 }
 
 /** A log line of `member`, or an error after `ms` showing what it said. */
@@ -253,6 +255,41 @@ describe('the per-cluster scope', { timeout: TEST_TIMEOUT }, () => {
     expect(senders(w, c)).toEqual(['fleet-a', 'fleet-b']);
     expect(finalsPerRun(w).size).toBe(0); // a fleet's SIGTERM sends no final for running runs
     await c.cleanup();
+  });
+
+  it('SIGTERM with a final in flight: the leader finishes it and its mark, then releases; the standby sends no second final', async () => {
+    const w = await world();
+    const c = await cluster(w);
+    w.kube.server.set('pods', fleetPod({ name: 'p1', status: running }));
+    const a = await c.start('fleet-a');
+    await leading(a);
+    const b = await c.start('fleet-b');
+    await ready(b);
+    await waitFor(() => w.beats('run-p1').length >= 1, 10_000, 'beats');
+    w.tes.setRunReply('run-p1', { status: 200, body: {}, afterMs: 1_500 });
+    w.kube.server.set('pods', fleetPod({ name: 'p1', status: completed }));
+    await waitFor(() => finalsPerRun(w).get('run-p1') === 1, 10_000, 'the final arrives');
+    a.child.kill('SIGTERM'); // while the TES has not answered it yet
+    await waitFor(() => c.holder() === 'fleet-b', 10_000, 'fleet-b holds the lease');
+    expect((await a.exited).code).toBe(0);
+    const annotations = w.kube.server.get('pods', 'tasks', 'p1')?.metadata?.annotations as
+      | Record<string, string>
+      | undefined;
+    expect(annotations?.['tes-heartbeat/final-heartbeat']).toMatch(/ sent$/);
+    // The release came after the final was answered and marked (the API server's arrival order).
+    expect(w.kube.server.leases.writes.some((write) => write.holderIdentity === '')).toBe(true);
+    const requests = w.kube.server.requests;
+    const marked = requests.findIndex(
+      (r) => r.token === a.token && r.method === 'PATCH' && r.path.endsWith('/pods/p1'),
+    );
+    const released = requests.findLastIndex((r) => r.token === a.token && r.method === 'PUT');
+    expect(marked).toBeGreaterThanOrEqual(0);
+    expect(released).toBeGreaterThan(marked);
+    const final = w.tes.requests.find((r) => r.body.lastHeartbeat);
+    await new Promise((r) => setTimeout(r, 2 * INTERVAL));
+    expect(finalsPerRun(w)).toEqual(new Map([['run-p1', 1]]));
+    expect(c.senderOf(final?.authorization)).toBe('fleet-a');
+    expect(w.tes.requests.filter((r) => c.senderOf(r.authorization) === 'fleet-b')).toEqual([]);
   });
 
   it('a leader cut off from the API server falls silent before the standby sends anything', async () => {
