@@ -20,8 +20,8 @@ interface Cause {
 
 export const EVENTS_COLLECTION = /^\/apis\/events\.k8s\.io\/v1\/namespaces\/([^/]+)\/events$/;
 
-// MicroTime's layout, RFC3339Micro: exactly six fractional digits.
-const MICRO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})$/;
+// MicroTime's layout, RFC3339Micro: exactly six fractional digits (Events, Leases).
+export const MICRO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})$/;
 // validation.IsQualifiedName: an optional DNS-subdomain prefix and a name of at most 63.
 export const QUALIFIED_NAME =
   /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$/;

@@ -9,13 +9,11 @@
 // A resource group of the fake API server (FakeKubeApiServer.extend).
 import type { FakeApiContext, FakeApiGroup, FakeApiRequest } from './fake-kube-api-server.ts';
 import type { FakeReply } from './fake-kube-events.ts';
-import { kubeStatus } from './fake-kube-events.ts';
+import { kubeStatus, MICRO_TIME } from './fake-kube-events.ts';
 
 export const LEASES_PATH = /^\/apis\/coordination\.k8s\.io\/v1\/namespaces\/([^/]+)\/leases(?:\/([^/]+))?$/;
 
 const GROUP = 'coordination.k8s.io';
-// MicroTime's layout, RFC3339Micro (decoding anything else fails before validation).
-const MICRO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})$/;
 
 export interface StoredLease {
   apiVersion: 'coordination.k8s.io/v1';
