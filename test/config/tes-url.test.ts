@@ -143,6 +143,30 @@ describe('the built agent', () => {
   });
 });
 
+describe('the built fleet', () => {
+  it('refuses a bearer over http:// to a non-loopback address before any request', async () => {
+    const env = {
+      TES_URL: 'http://10.0.0.1:8080',
+      TES_TOKEN: TOKEN,
+      POD_NAME: 'fleet-0',
+      FLEET_NODE_NAME: 'node-1',
+    };
+    const result = await new Promise<{ code: number; stderr: string }>((resolve) =>
+      execFile(
+        process.execPath,
+        [CLI, 'fleet'],
+        // A fleet that started anyway is stopped, not left running.
+        { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 10_000 },
+        (error, _o, stderr) => resolve({ code: error ? Number(error.code) : 0, stderr: String(stderr) }),
+      ),
+    );
+    expect(result.code).toBe(2);
+    expect(result.stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(/^tes-heartbeat fleet: TES_URL \(--tes-url\): http:\/\/10\.0\.0\.1:8080 /),
+    ]);
+  });
+});
+
 describe('the built runs command', () => {
   function runs(
     args: string[],
