@@ -18,6 +18,7 @@
 // that started on an old pool do not count against the new one.
 import type { Clock } from '../clock.ts';
 import type { Secrets } from '../secrets.ts';
+import { Limiter } from '../limiter.ts';
 import { TesClient } from '../tes/client.ts';
 import type { HeartbeatTaskRunRequest, TaskRunHeartbeat } from '../tes/types.gen.ts';
 
@@ -34,9 +35,7 @@ export interface FleetTesOptions {
 
 export class FleetTes {
   private readonly client: TesClient;
-  private readonly maxInFlight: number;
-  private inFlight = 0;
-  private readonly waiting: (() => void)[] = [];
+  private readonly inFlight: Limiter;
   /** Which pool an attempt ran on: counted failures of an older one are ignored. */
   private generation = 0;
   private failuresInARow = 0;
@@ -45,7 +44,7 @@ export class FleetTes {
   private readonly runs: () => number;
 
   constructor(options: FleetTesOptions) {
-    this.maxInFlight = options.maxInFlight;
+    this.inFlight = new Limiter(options.maxInFlight);
     this.runs = options.runs;
     this.client = new TesClient({
       baseUrl: options.baseUrl,
@@ -58,7 +57,7 @@ export class FleetTes {
 
   /** Requests in flight now (for tests and the benchmark). */
   get busy(): number {
-    return this.inFlight;
+    return this.inFlight.busy;
   }
 
   /** One heartbeat attempt of `runId`, once a slot is free; aborting `signal` gives up the wait or the attempt. */
@@ -68,7 +67,15 @@ export class FleetTes {
     token: string | undefined,
     signal: AbortSignal,
   ): Promise<TaskRunHeartbeat> {
-    await this.slot(signal);
+    return this.inFlight.run(() => this.attempt(runId, body, token, signal), signal);
+  }
+
+  private async attempt(
+    runId: string,
+    body: HeartbeatTaskRunRequest,
+    token: string | undefined,
+    signal: AbortSignal,
+  ): Promise<TaskRunHeartbeat> {
     const generation = this.generation;
     try {
       const reply = await this.client.heartbeatTaskRun(runId, body, { ...(token ? { token } : {}), signal });
@@ -83,8 +90,6 @@ export class FleetTes {
         this.failedRuns.add(runId);
       }
       throw error;
-    } finally {
-      this.release();
     }
   }
 
@@ -100,32 +105,5 @@ export class FleetTes {
 
   async close(): Promise<void> {
     await this.client.close();
-  }
-
-  private async slot(signal: AbortSignal): Promise<void> {
-    signal.throwIfAborted();
-    if (this.inFlight < this.maxInFlight) {
-      this.inFlight++;
-      return;
-    }
-    await new Promise<void>((resolve, reject) => {
-      const granted = () => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(); // the slot was handed over: inFlight already counts it
-      };
-      const onAbort = () => {
-        const at = this.waiting.indexOf(granted);
-        if (at >= 0) this.waiting.splice(at, 1);
-        reject(signal.reason);
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.waiting.push(granted);
-    });
-  }
-
-  private release(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.inFlight--;
   }
 }

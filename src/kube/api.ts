@@ -22,6 +22,7 @@ import { type Clock, systemClock } from '../clock.ts';
 import { kubeconfigFiles } from '../config/kubeconfig.ts';
 import { Problem } from '../config/settings.ts';
 import { isRecord } from '../json.ts';
+import { Limiter } from '../limiter.ts';
 import { kubeconfigTokenFile, TokenFile } from './token-file.ts';
 import type { Job, Lease, Node, Pod, Status, VersionInfo, WatchEvent } from './types.ts';
 
@@ -108,6 +109,12 @@ export interface LoadOptions {
   inClusterRoot?: string;
   /** Ages the token read from a token file (rule T1). */
   clock?: Clock;
+  /**
+   * One-off calls (not watches) in flight at once; the rest wait their turn within their
+   * own deadline. Unset: no limit (the agent makes a handful). The fleet sets it: a first
+   * list of a thousand pods must not open a thousand TLS connections for their Job reads.
+   */
+  maxConcurrentCalls?: number;
 }
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
@@ -118,9 +125,18 @@ export class KubeApi {
   private dispatcherKey = '';
   /** Rule T1: the bearer token comes from this file, followed as it rotates (token-file.ts). */
   private readonly tokenFile: TokenFile | undefined;
+  private readonly calls: Limiter | undefined;
 
-  constructor(config: KubeConfig, credentials: { tokenFile?: string | undefined; clock?: Clock } = {}) {
+  constructor(
+    config: KubeConfig,
+    credentials: {
+      tokenFile?: string | undefined;
+      clock?: Clock;
+      maxConcurrentCalls?: number | undefined;
+    } = {},
+  ) {
     this.config = config;
+    this.calls = credentials.maxConcurrentCalls ? new Limiter(credentials.maxConcurrentCalls) : undefined;
     this.tokenFile =
       credentials.tokenFile === undefined
         ? undefined
@@ -148,7 +164,11 @@ export class KubeApi {
       throw configError('no Kubernetes configuration: not in a cluster and no ~/.kube/config');
     }
     if (!config.getCurrentCluster()) throw configError('kubeconfig has no current context or cluster');
-    return new KubeApi(config, { tokenFile, ...(options.clock && { clock: options.clock }) });
+    return new KubeApi(config, {
+      tokenFile,
+      ...(options.clock && { clock: options.clock }),
+      maxConcurrentCalls: options.maxConcurrentCalls,
+    });
   }
 
   /** The API server's base URL. */
@@ -327,8 +347,11 @@ export class KubeApi {
       deadline.abort();
     }, call.timeoutMs);
     try {
-      const response = await this.send(where, signal, false, write);
-      const body = await response.body.text();
+      const exchange = async () => {
+        const answer = await this.send(where, signal, false, write);
+        return { response: answer, body: await answer.body.text() };
+      };
+      const { response, body } = await (this.calls ? this.calls.run(exchange, signal) : exchange());
       const created = write !== undefined && response.statusCode === 201;
       if (response.statusCode !== 200 && !created) throw httpError(where, response.statusCode, body, method);
       return parse(body, where);
