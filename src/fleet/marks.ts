@@ -42,10 +42,11 @@ export class PodMarks {
   /**
    * Marks the pod `mark` and removes the fleet's finalizer if it is there, retried until
    * answered or `signal` aborts (it then throws). A pod already gone is fine: its mark
-   * mattered only while it existed.
+   * mattered only while it existed. `fresh`: read the pod first instead of trusting the
+   * snapshot (a finalizer may have been added since it was taken).
    */
-  mark(pod: Pod, mark: string, signal: AbortSignal): Promise<WriteResult> {
-    return this.change(pod, signal, (current) => {
+  mark(pod: Pod, mark: string, signal: AbortSignal, fresh = false): Promise<WriteResult> {
+    return this.change(pod, signal, fresh, (current) => {
       const finalizers = current.metadata?.finalizers ?? [];
       const holds = finalizers.includes(FINAL_HEARTBEAT_FINALIZER);
       return {
@@ -64,7 +65,7 @@ export class PodMarks {
 
   /** Adds the fleet's finalizer (FLEET_FINALIZER=on) unless it is there or the pod is being deleted. */
   hold(pod: Pod, signal: AbortSignal): Promise<WriteResult> {
-    return this.change(pod, signal, (current) => {
+    return this.change(pod, signal, false, (current) => {
       const finalizers = current.metadata?.finalizers ?? [];
       // No finalizer may be added to a pod being deleted (the API server answers 422).
       if (finalizers.includes(FINAL_HEARTBEAT_FINALIZER) || current.metadata?.deletionTimestamp)
@@ -86,13 +87,14 @@ export class PodMarks {
   private async change(
     snapshot: Pod,
     signal: AbortSignal,
+    fresh: boolean,
     patchFor: (current: Pod) => object | undefined,
   ): Promise<WriteResult> {
     const { api, clock, timeoutMs } = this.o;
     const pod = podRef(snapshot);
     const path = `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}`;
     let conflicts = 0;
-    let known: Pod | undefined = snapshot;
+    let known: Pod | undefined = fresh ? undefined : snapshot;
     for (let failures = 0; ; ) {
       signal.throwIfAborted();
       try {

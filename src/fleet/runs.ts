@@ -10,7 +10,12 @@ import { RunBearer, type TokenSource } from '../engine/bearer.ts';
 import type { ClusterFacts } from '../engine/cluster-facts.ts';
 import { type RunEnd, TaskRun } from '../engine/task-run.ts';
 import { isRefusal, type KubeApi, KubeError } from '../kube/api.ts';
-import { FINAL_HEARTBEAT_FINALIZER, NONCE_SECRET_KEY, RUN_ID_ANNOTATION } from '../kube/annotations.ts';
+import {
+  FINAL_HEARTBEAT_ANNOTATION,
+  FINAL_HEARTBEAT_FINALIZER,
+  NONCE_SECRET_KEY,
+  RUN_ID_ANNOTATION,
+} from '../kube/annotations.ts';
 import type { EventContent, PodEventWriter } from '../kube/events.ts';
 import { owningJobName } from '../kube/job.ts';
 import { readUntilAnswered } from '../kube/read-retry.ts';
@@ -64,6 +69,8 @@ interface Entry {
   /** HeartbeatSkipped was written (once per pod). */
   skipNoted?: boolean;
   graceTimer?: AbortController | undefined;
+  /** The finalizer being added (FLEET_FINALIZER=on): the mark waits for it, or would miss it. */
+  holding?: Promise<unknown> | undefined;
   releaseTimer?: AbortController | undefined;
   /** The pod left the selection: forget the entry once its run stopped. */
   left?: boolean;
@@ -104,9 +111,10 @@ export class FleetRuns {
       this.entries.set(key, e);
     }
     e.pod = pod;
-    if (e.phase === 'done' || e.left) return;
-    const plan = podPlan(pod, { selfName: this.o.config.selfName, nonceSecrets: this.o.config.nonceSecrets });
+    if (e.left) return;
     this.watchRelease(e);
+    if (e.phase === 'done') return;
+    const plan = podPlan(pod, { selfName: this.o.config.selfName, nonceSecrets: this.o.config.nonceSecrets });
     switch (plan.kind) {
       case 'sidecar':
         return;
@@ -210,6 +218,11 @@ export class FleetRuns {
     let nonce = plan.nonce;
     if (plan.nonceSecret) {
       nonce = await this.readNonce(pod, plan.nonceSecret, log);
+      if (!this.mayRun(e) && !e.pending) {
+        secrets.forget(); // stopping, or the gate closed while the Secret was read
+        e.phase = 'idle';
+        return;
+      }
       if (nonce === undefined) {
         secrets.forget();
         e.phase = 'idle';
@@ -248,7 +261,7 @@ export class FleetRuns {
         })
       : undefined;
     if (config.finalizer && !e.pod.metadata?.deletionTimestamp)
-      void this.marks.hold(e.pod, this.o.signal).catch(() => undefined);
+      e.holding = this.marks.hold(e.pod, this.o.signal).catch(() => undefined);
     if (e.pending) this.applyEnding(e, e.pending);
     else this.watchDeletion(e);
     e.finishing = (async () => {
@@ -287,10 +300,15 @@ export class FleetRuns {
 
   private async writeMark(e: Entry, mark: string, log: Logger): Promise<void> {
     try {
+      await e.holding;
+      // The snapshot may not show the finalizer yet: read the pod when one may be there.
+      const fresh =
+        this.o.config.finalizer || Boolean(e.pod.metadata?.finalizers?.includes(FINAL_HEARTBEAT_FINALIZER));
       const written = await this.marks.mark(
         e.pod,
         mark,
         AbortSignal.any([this.o.signal, this.marksGiveUp.signal]),
+        fresh,
       );
       if (written === 'refused') log.error({ mark }, 'the API server refused the final-heartbeat mark');
       else log.info({ mark, pod: written }, 'final heartbeat marked on the pod');
@@ -391,8 +409,15 @@ export class FleetRuns {
   }
 
   private async release(e: Entry): Promise<void> {
-    if (e.phase === 'done' || this.stopping) return;
+    if (this.stopping) return;
     const { config, log } = this.o;
+    const marked = e.pod.metadata?.annotations?.[FINAL_HEARTBEAT_ANNOTATION];
+    if (marked !== undefined || (e.phase === 'done' && !e.run)) {
+      // Its final was dealt with, but the finalizer stayed (a refused patch): free the pod, keep the mark.
+      await this.writeMark(e, marked ?? finalMark(this.o.clock.now(), 'failed'), log);
+      return;
+    }
+    if (e.phase === 'done') return; // its final is being marked right now
     e.phase = 'done';
     e.run?.abandon('FLEET_FINALIZER_TIMEOUT passed', { evenFinal: true });
     const runLog = log.child({ runId: podPlanRunId(e.pod), podName: e.pod.metadata?.name ?? null });

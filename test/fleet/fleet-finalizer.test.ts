@@ -68,6 +68,24 @@ describe('FLEET_FINALIZER', () => {
   });
 });
 
+describe('FLEET_FINALIZER and a run that ends at once', () => {
+  it('a pod complete when first seen is held and released in the right order: marked, no finalizer left', async () => {
+    const w = await world();
+    const { server } = w.kube;
+    for (const n of [1, 2, 3, 4, 5]) server.set('pods', fleetPod({ name: `q${n}`, status: completed }));
+    await w.fleet({ FLEET_FINALIZER: 'on' });
+    for (const n of [1, 2, 3, 4, 5]) {
+      await waitFor(() => mark(server.get('pods', 'tasks', `q${n}`)) !== undefined, 10_000, `q${n} marked`);
+      await waitFor(
+        () => !meta(server.get('pods', 'tasks', `q${n}`)).finalizers?.includes(FINALIZER),
+        5_000,
+        `q${n} not held`,
+      );
+    }
+    expect(w.tes.requests.map((r) => r.body.lastHeartbeat)).toEqual([true, true, true, true, true]);
+  });
+});
+
 describe('--release-finalizers', () => {
   it("removes the fleet's finalizer from every selected pod, marking unmarked ones failed, and exits 0", async () => {
     const w = await world();
