@@ -43,6 +43,20 @@ describe('selection', () => {
     expect(metrics).toMatch(/^tes_heartbeats_total\{result="success"\} \d+$/m);
   });
 
+  it("is ready once every namespace's first pod list is synced, not before", async () => {
+    const w = await world();
+    w.kube.server.set('pods', fleetPod({ name: 'a', namespace: 'tasks-2', status: running }));
+    w.kube.server.failNext({ path: '/api/v1/namespaces/tasks-2/pods', watch: false }, { status: 503 }, 2);
+    const fleet = await w.fleet({ FLEET_NAMESPACES: 'tasks,tasks-2' });
+    await fleet.logged('list failed; retrying');
+    const early = await fleet.get('/readyz');
+    expect(early.status).toBe(503);
+    expect(JSON.parse(early.body)).toEqual({ ready: false, reason: 'the first pod list is not synced yet' });
+    expect((await fleet.get('/healthz')).status).toBe(200);
+    await fleet.logged('first pod list synced');
+    expect((await fleet.get('/readyz')).status).toBe(200);
+  });
+
   it('watches the whole cluster when FLEET_NAMESPACES is empty', async () => {
     const w = await world();
     w.kube.server.set('pods', fleetPod({ name: 'x', namespace: 'ns-x', status: running }));
