@@ -9,7 +9,7 @@ import type { FleetConfig } from '../config/fleet.ts';
 import { RunBearer, type TokenSource } from '../engine/bearer.ts';
 import type { ClusterFacts } from '../engine/cluster-facts.ts';
 import { type RunEnd, TaskRun } from '../engine/task-run.ts';
-import { isRefusal, type KubeApi, KubeError } from '../kube/api.ts';
+import type { KubeApi } from '../kube/api.ts';
 import {
   FINAL_HEARTBEAT_ANNOTATION,
   FINAL_HEARTBEAT_FINALIZER,
@@ -18,7 +18,6 @@ import {
 } from '../kube/annotations.ts';
 import type { EventContent, PodEventWriter } from '../kube/events.ts';
 import { owningJobName } from '../kube/job.ts';
-import { readUntilAnswered } from '../kube/read-retry.ts';
 import type { Pod } from '../kube/types.ts';
 import type { Logger } from '../log.ts';
 import type { RunSecrets, Secrets } from '../secrets.ts';
@@ -26,6 +25,7 @@ import type { SendGate } from './gate.ts';
 import { PodMarks, podRef } from './marks.ts';
 import type { FleetMetrics } from './metrics.ts';
 import { finalMark, type PodPlan, podPlan } from './pod-plan.ts';
+import { isGone, type PodReadOptions, readNonce } from './pod-reads.ts';
 import { podKey } from './pod-source.ts';
 import type { FleetTes } from './tes-pool.ts';
 
@@ -151,7 +151,7 @@ export class FleetRuns {
       this.forget(key, e);
       return;
     }
-    void this.confirmGone(last).then((gone) =>
+    void isGone(last, this.o.config.finalDeadlineMs / 2, this.reads()).then((gone) =>
       this.ended(key, gone ? { kind: 'deleted', last } : { kind: 'left' }),
     );
   }
@@ -217,7 +217,7 @@ export class FleetRuns {
     const secrets = this.o.secrets.forRun(RUN_JWTS_KEPT);
     let nonce = plan.nonce;
     if (plan.nonceSecret) {
-      nonce = await this.readNonce(pod, plan.nonceSecret, log);
+      nonce = await readNonce(pod, plan.nonceSecret, log, this.reads());
       if (!this.mayRun(e) && !e.pending) {
         secrets.forget(); // stopping, or the gate closed while the Secret was read
         e.phase = 'idle';
@@ -350,31 +350,6 @@ export class FleetRuns {
     if (this.entries.get(key) === e) this.entries.delete(key);
   }
 
-  private async confirmGone(last: Pod): Promise<boolean> {
-    const { api, clock, config } = this.o;
-    const { namespace, name, uid } = podRef(last);
-    // Bounded like the final heartbeat's preparation: half its deadline, then assume gone.
-    const timer = new AbortController();
-    const signal = AbortSignal.any([timer.signal, this.o.signal]);
-    clock.sleep(config.finalDeadlineMs / 2, signal).then(
-      () => timer.abort(),
-      () => undefined,
-    );
-    try {
-      const answer = await readUntilAnswered((call) => api.getPod(namespace, name, call), {
-        clock,
-        signal,
-        timeoutMs: config.timeoutMs,
-      });
-      if (answer instanceof KubeError) return answer.status === 404 || answer.status === 403;
-      return answer.metadata?.uid !== uid;
-    } catch {
-      return true;
-    } finally {
-      timer.abort();
-    }
-  }
-
   // ---- deletion under way, finalizer timeout ----
 
   /**
@@ -466,29 +441,9 @@ export class FleetRuns {
     });
   }
 
-  private async readNonce(pod: Pod, secret: string, log: Logger): Promise<string | undefined> {
-    const { api, clock, config } = this.o;
-    const namespace = pod.metadata?.namespace ?? '';
-    try {
-      const answer = await readUntilAnswered(
-        (call) =>
-          api.get<{ data?: Record<string, string> }>(
-            `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets/${encodeURIComponent(secret)}`,
-            call,
-          ),
-        { clock, signal: this.o.signal, timeoutMs: config.timeoutMs },
-      );
-      if (answer instanceof KubeError) {
-        log.warn({ err: answer, secret }, 'cannot read the nonce Secret');
-        return undefined;
-      }
-      const encoded = answer.data?.[NONCE_SECRET_KEY];
-      if (encoded === undefined) return undefined;
-      return Buffer.from(encoded, 'base64').toString('utf8');
-    } catch (error) {
-      if (!isRefusal(error)) log.debug({ err: error }, 'nonce Secret read stopped');
-      return undefined;
-    }
+  private reads(): PodReadOptions {
+    const { api, clock, config, signal } = this.o;
+    return { api, clock, timeoutMs: config.timeoutMs, signal };
   }
 
   private async writeEvent(e: Entry, event: EventContent, log: Logger, signal?: AbortSignal): Promise<void> {
