@@ -9,6 +9,7 @@ import {
   type HealthInput,
   type HealthState,
   initialHealth,
+  type Reporter,
   nextHealth,
 } from '../heartbeat/health-events.ts';
 import type { HeartbeatDetail, HeartbeatObserver } from '../heartbeat/loop.ts';
@@ -16,6 +17,8 @@ import type { HeartbeatDetail, HeartbeatObserver } from '../heartbeat/loop.ts';
 export interface PodEventsOptions {
   clock: Clock;
   intervalMs: number;
+  /** Who the notes name: the pod's sidecar (default), or a fleet. */
+  reporter?: Reporter;
   /** Records one Event; never throws (kube/events.ts). */
   write(event: HealthEvent, signal: AbortSignal): Promise<unknown>;
 }
@@ -33,7 +36,7 @@ export class PodEvents implements HeartbeatObserver {
   /** "Three intervals after the start" counts from now: construct it when the agent starts. */
   constructor(options: PodEventsOptions) {
     this.o = options;
-    this.state = initialHealth(options.clock.monotonic());
+    this.state = initialHealth(options.clock.monotonic(), options.reporter);
     this.arm();
   }
 

@@ -6,7 +6,7 @@
 // share the process. It owns the mapping options and the facts, the loop with its
 // retry policy, the Events' state machine, and the end of the run (rules 7, 8, 15, 17).
 import type { Clock } from '../clock.ts';
-import { type HealthEvent, STALE_AFTER_INTERVALS } from '../heartbeat/health-events.ts';
+import { type HealthEvent, type Reporter, STALE_AFTER_INTERVALS } from '../heartbeat/health-events.ts';
 import {
   type Bearer,
   type EndReason,
@@ -62,6 +62,8 @@ export interface TaskRunOptions {
   /** Rule 9: two failed attempts in a row ask for fresh TES connections (false: a shared pool declined). */
   resetConnections(): Promise<unknown>;
   bearer: Bearer;
+  /** Who the Events' notes name: the pod's sidecar (default), or the fleet. */
+  reporter?: Reporter | undefined;
   /** Records an Event on the pod (never throws); absent with EVENTS=off. */
   writeEvent?: ((event: HealthEvent, signal: AbortSignal) => Promise<unknown>) | undefined;
   /** Told of every attempt and heartbeat (the metrics). */
@@ -107,6 +109,7 @@ export class TaskRun {
         clock: options.clock,
         intervalMs: policy.intervalMs,
         write: options.writeEvent,
+        ...(options.reporter ? { reporter: options.reporter } : {}),
       });
       observers.push(this.events);
     }

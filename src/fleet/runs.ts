@@ -245,6 +245,7 @@ export class FleetRuns {
         this.o.tes.send(plan.runId, body, token, AbortSignal.any([signal, this.o.gate.signal])),
       resetConnections: () => this.o.tes.recycle(),
       bearer: new RunBearer({ tokens: this.o.tokens, log, secrets }),
+      reporter: 'fleet',
       writeEvent: this.o.events ? (event, signal) => this.writeEvent(e, event, log, signal) : undefined,
       observers: [this.o.metrics],
     });

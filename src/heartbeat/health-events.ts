@@ -30,9 +30,14 @@ export interface FailureFacts {
   serviceCode?: string;
 }
 
+/** Who reports the pod's heartbeats, as the notes name it: its sidecar, or a fleet that took the pod on. */
+export type Reporter = 'agent' | 'fleet';
+
 export interface HealthState {
   phase: 'starting' | 'ready' | 'failing' | 'ended';
   startedAt: number;
+  /** Absent: the agent. */
+  reporter?: Reporter;
   lastSuccessAt?: number;
   lastFailure?: FailureFacts;
   failingSince?: number;
@@ -47,8 +52,8 @@ export interface HealthStep {
   event?: HealthEvent;
 }
 
-export function initialHealth(startedAt: number): HealthState {
-  return { phase: 'starting', startedAt };
+export function initialHealth(startedAt: number, reporter: Reporter = 'agent'): HealthState {
+  return reporter === 'agent' ? { phase: 'starting', startedAt } : { phase: 'starting', startedAt, reporter };
 }
 
 export function nextHealth(state: HealthState, input: HealthInput, intervalMs: number): HealthStep {
@@ -124,12 +129,12 @@ function age(ms: number): string {
 function failing(state: HealthState, at: number, intervalMs: number): HealthEvent {
   const since =
     state.lastSuccessAt === undefined
-      ? `No heartbeat has succeeded since the agent started ${age(at - state.startedAt)} ago`
+      ? `No heartbeat has succeeded since ${state.reporter === 'fleet' ? 'the fleet took the pod on' : 'the agent started'} ${age(at - state.startedAt)} ago`
       : `No heartbeat has succeeded for ${age(at - state.lastSuccessAt)}`;
   return {
     reason: 'HeartbeatFailing',
     type: 'Warning',
-    note: `${since} (heartbeat interval ${formatDuration(Math.round(intervalMs))}); ${describeFailure(state.lastFailure)}. The TES may time the run out; see the agent's logs.`,
+    note: `${since} (heartbeat interval ${formatDuration(Math.round(intervalMs))}); ${describeFailure(state.lastFailure)}. The TES may time the run out; see the ${state.reporter === 'fleet' ? "fleet's" : "agent's"} logs.`,
   };
 }
 

@@ -153,6 +153,15 @@ describe('isolation', () => {
     w.tes.setFallback({ status: 503, body: {} });
     const fleet = await w.fleet({ HEARTBEAT_INTERVAL: '300ms', HEARTBEAT_TIMEOUT: '1s' });
     await fleet.logged(RECYCLED);
+    // Three intervals without a success: HeartbeatFailing on each pod, naming the fleet, not an agent.
+    const failing = await waitFor(
+      () => w.kube.server.events.created.find((e) => e.reason === 'HeartbeatFailing'),
+      10_000,
+      'HeartbeatFailing',
+    );
+    expect(String(failing?.note)).toMatch(
+      /since the fleet took the pod on .*HTTP 503.*see the fleet's logs\.$/,
+    );
   });
 
   it('never has more than FLEET_MAX_IN_FLIGHT requests in flight, and every run still beats', async () => {
