@@ -19,6 +19,7 @@ import type { Clock } from '../clock.ts';
 import type { FleetConfig } from '../config/fleet.ts';
 import { TokenSource } from '../engine/bearer.ts';
 import { ClusterFacts } from '../engine/cluster-facts.ts';
+import { aborted } from '../heartbeat/loop.ts';
 import { type Listener, startListener } from '../http/listener.ts';
 import { KubeApi } from '../kube/api.ts';
 import { PodEventWriter } from '../kube/events.ts';
@@ -148,9 +149,7 @@ export class Fleet {
       .catch((error: unknown) => log.error({ err: error }, 'the pod watch stopped'));
     const ticking = this.tick();
     try {
-      await new Promise<void>((resolve) =>
-        this.stopping.signal.addEventListener('abort', () => resolve(), { once: true }),
-      );
+      await aborted(this.stopping.signal); // at once when a signal came before start()
       log.info({ runs: runs.active }, 'stopping: running runs get no final heartbeat; finals due finish');
       await runs.stop();
       await gate.release?.(); // nothing more is sent: a standby may take over at once

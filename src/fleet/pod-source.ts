@@ -78,6 +78,22 @@ export class PodSource {
     return Promise.all(this.scopes.map((scope) => this.watch(scope)));
   }
 
+  /**
+   * One pod's handling failing (a bug) must not stop the others': list-watch would replay
+   * the event for ever and hold back every pod of the namespace. Logged, and the watch goes on
+   * (rule 22); the pod's next change is handled afresh.
+   */
+  private safely(pod: Pod, handle: () => void): void {
+    try {
+      handle();
+    } catch (error) {
+      this.o.log.error(
+        { err: error, namespace: pod.metadata?.namespace, pod: pod.metadata?.name },
+        'internal error handling a pod; the fleet goes on',
+      );
+    }
+  }
+
   private scopeOf(pod: Pod): string | undefined {
     return this.o.namespaces.length > 0 ? pod.metadata?.namespace : undefined;
   }
@@ -105,13 +121,13 @@ export class PodSource {
         for (const [key, last] of known) {
           if (now.has(key)) continue;
           known.delete(key);
-          o.handler.vanished(last);
+          this.safely(last, () => o.handler.vanished(last));
         }
         for (const [key, pod] of now) {
           if (known.get(key)?.metadata?.resourceVersion === pod.metadata?.resourceVersion && known.has(key))
             continue;
           known.set(key, pod);
-          o.handler.seen(pod);
+          this.safely(pod, () => o.handler.seen(pod));
         }
         if (!this.listed.has(scope)) {
           this.listed.add(scope);
@@ -124,10 +140,10 @@ export class PodSource {
         const key = podKey(pod);
         if (type === 'DELETED') {
           known.delete(key);
-          o.handler.deleted(pod);
+          this.safely(pod, () => o.handler.deleted(pod));
         } else {
           known.set(key, pod);
-          o.handler.seen(pod);
+          this.safely(pod, () => o.handler.seen(pod));
         }
         return undefined;
       },

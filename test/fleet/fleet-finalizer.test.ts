@@ -108,6 +108,16 @@ describe('--release-finalizers', () => {
 });
 
 describe('SIGTERM', () => {
+  it('a SIGTERM as the fleet starts ends it at once, exit 0', async () => {
+    const w = await world();
+    w.kube.server.set('pods', fleetPod({ name: 's', status: running }));
+    const fleet = await w.fleet();
+    await fleet.logged('fleet starting');
+    fleet.child.kill('SIGTERM');
+    expect(await fleet.exited).toEqual({ code: 0, signal: null });
+    expect(w.beats('run-s').some((b) => b.lastHeartbeat)).toBe(false);
+  });
+
   it('running runs get no final; a final already due finishes with its mark; exit 0', async () => {
     const w = await world();
     const { server } = w.kube;
