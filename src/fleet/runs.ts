@@ -132,7 +132,9 @@ export class FleetRuns {
           this.readNode(e, e.run);
           this.watchDeletion(e);
         } else if (e.phase === 'idle' && this.mayRun(e)) {
-          void this.start(e, plan);
+          this.start(e, plan).catch((error: unknown) =>
+            this.o.log.error({ err: error, pod: pod.metadata?.name }, 'internal error starting a run'),
+          );
         }
     }
   }
