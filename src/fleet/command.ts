@@ -5,7 +5,7 @@ import { EXIT_INTERNAL, EXIT_OK, reportInvalid } from '../cli/exit.ts';
 import { systemClock } from '../clock.ts';
 import { fleetSettings, loadFleetConfig } from '../config/fleet.ts';
 import { helpText } from '../config/settings.ts';
-import { KubeApi, KubeError } from '../kube/api.ts';
+import type { KubeApi } from '../kube/api.ts';
 import { createLogger, logProcessWarnings } from '../log.ts';
 import { Secrets } from '../secrets.ts';
 
@@ -37,6 +37,8 @@ export async function run(argv: string[]): Promise<number> {
     }
     if (loaded.kind === 'invalid') return reportInvalid('fleet', loaded.problems);
     const { config } = loaded;
+    // Loaded after the settings are valid: a bad setting or --help costs no module loading.
+    const { KubeApi, KubeError } = await import('../kube/api.ts');
     let kube: KubeApi;
     try {
       kube = KubeApi.load({
