@@ -68,6 +68,38 @@ describe('FLEET_FINALIZER', () => {
   });
 });
 
+describe("FLEET_FINALIZER beside other controllers' finalizers", () => {
+  it('adds and removes only its own, keeping one added meanwhile by another controller', async () => {
+    const w = await world();
+    const { server } = w.kube;
+    const pod = fleetPod({ name: 'o', status: running });
+    pod.metadata = { ...pod.metadata, finalizers: ['example.com/first'] };
+    server.set('pods', pod);
+    await w.fleet({ FLEET_FINALIZER: 'on' });
+    await waitFor(
+      () => meta(server.get('pods', 'tasks', 'o')).finalizers?.includes(FINALIZER),
+      10_000,
+      'finalizer added',
+    );
+    expect(meta(server.get('pods', 'tasks', 'o')).finalizers).toEqual(['example.com/first', FINALIZER]);
+    // Another controller adds its own; then the task ends.
+    const current = server.get('pods', 'tasks', 'o') as KubeObject;
+    server.set('pods', {
+      ...current,
+      metadata: {
+        ...current.metadata,
+        finalizers: [...(meta(current).finalizers ?? []), 'example.com/second'],
+      },
+      status: completed,
+    });
+    await waitFor(() => mark(server.get('pods', 'tasks', 'o')) !== undefined, 10_000, 'marked');
+    expect(meta(server.get('pods', 'tasks', 'o')).finalizers).toEqual([
+      'example.com/first',
+      'example.com/second',
+    ]);
+  });
+});
+
 describe('FLEET_FINALIZER and a run that ends at once', () => {
   it('a pod complete when first seen is held and released in the right order: marked, no finalizer left', async () => {
     const w = await world();
