@@ -1,7 +1,8 @@
-// `tes-heartbeat fleet`: settings, logger, signals, exit code — as the agent's command.
-// Signals are handled from the first moment; an internal error once running is logged
-// and the fleet goes on (rule 22): thousands of runs must not end over one bad callback.
-import { EXIT_INTERNAL, EXIT_OK, reportInvalid } from '../cli/exit.ts';
+// `tes-heartbeat fleet`: settings, logger, Kubernetes client and the fleet; signals,
+// internal errors and the exit code are the long-running commands' one lifetime
+// (src/cli/lifetime.ts): thousands of runs must not end over one bad callback (rule 22).
+import { EXIT_OK, reportInvalid } from '../cli/exit.ts';
+import { runCommand } from '../cli/lifetime.ts';
 import { systemClock } from '../clock.ts';
 import { fleetSettings, loadFleetConfig } from '../config/fleet.ts';
 import { helpText } from '../config/settings.ts';
@@ -16,20 +17,9 @@ import { Secrets } from '../secrets.ts';
  * that the process keeps). Sixteen read 1,000 Jobs in well under a second.
  */
 const KUBE_CALLS_IN_FLIGHT = 16;
-/** After the fleet finished, anything still open gets this long. */
-const EXIT_BACKSTOP_MS = 1_000;
 
-export async function run(argv: string[]): Promise<number> {
-  let stop: (() => void) | undefined;
-  let signalled = false;
-  let onInternalError: ((error: unknown) => void) | undefined;
-  const onSignal = () => {
-    signalled = true;
-    stop?.();
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
-  try {
+export function run(argv: string[]): Promise<number> {
+  return runCommand(async () => {
     const loaded = loadFleetConfig(argv, process.env);
     if (loaded.kind === 'help') {
       process.stdout.write(helpText('usage: tes-heartbeat fleet [flags]', fleetSettings));
@@ -72,41 +62,22 @@ export async function run(argv: string[]): Promise<number> {
           api: KubeApi.load(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {}),
         });
     const fleet = new Fleet(config, { clock: systemClock, log, secrets, kube, ...(gate ? { gate } : {}) });
-    onInternalError = (error) => log.error({ err: error }, 'internal error; the fleet goes on');
-    process.on('uncaughtException', onInternalError);
-    process.on('unhandledRejection', onInternalError);
-    stop = () => fleet.stop();
-    if (signalled) fleet.stop();
-    log.info(
-      {
+    return {
+      name: 'fleet',
+      log,
+      startingFields: {
         tesUrl: config.tesUrl.origin,
         scope: config.nodeName ? 'node' : 'cluster',
         node: config.nodeName ?? null,
         namespaces: config.namespaces.length > 0 ? config.namespaces : 'all',
         selector: config.selector,
       },
-      'fleet starting',
-    );
-    try {
-      gate?.start();
-      // The lease is released only after the finals due at SIGTERM are done.
-      await fleet.start().finally(() => gate?.stop());
-    } catch (error) {
-      log.error({ err: error }, 'internal error: the fleet stops');
-      log.flush();
-      return EXIT_INTERNAL;
-    } finally {
-      setTimeout(() => process.exit(), EXIT_BACKSTOP_MS).unref();
-    }
-    log.info('fleet finished');
-    log.flush();
-    return EXIT_OK;
-  } finally {
-    process.off('SIGTERM', onSignal);
-    process.off('SIGINT', onSignal);
-    if (onInternalError) {
-      process.off('uncaughtException', onInternalError);
-      process.off('unhandledRejection', onInternalError);
-    }
-  }
+      run: () => {
+        gate?.start();
+        // The lease is released only after the finals due at SIGTERM are done.
+        return fleet.start().finally(() => gate?.stop());
+      },
+      stop: () => fleet.stop(),
+    };
+  });
 }
