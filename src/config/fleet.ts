@@ -12,12 +12,50 @@ import {
   Problem,
   type ParseResult,
   parseSettings,
+  settingName,
   text,
 } from './settings.ts';
 import { cleartextTesUrlProblem } from './tes-url.ts';
 
-/** A standby's tries come every 1 to this many retry periods (fleet/lease-elector.ts). */
+/**
+ * A standby's tries are spread over [1, 1.2] retry periods (fleet/lease-elector.ts).
+ * client-go adds up to 1.2 periods instead (tries up to 2.2 periods apart); the narrower
+ * spread keeps a takeover after a crash within lease duration + 2.4 retry periods: a
+ * standby sees the leader's last change at most 1.2 periods late and retries at most 1.2
+ * periods after it expired. FLEET_RENEW_DEADLINE is checked against it.
+ */
 export const LEASE_JITTER_FACTOR = 1.2;
+
+export interface LeaseTimings {
+  /** How long a standby waits after the record last changed before taking the lease (client-go: 15 s). */
+  leaseDurationMs: number;
+  /** How long a leader keeps acting without a successful renewal (client-go: 10 s). */
+  renewDeadlineMs: number;
+  /** Time between tries: a leader's renewals, a standby's reads (client-go: 2 s). */
+  retryPeriodMs: number;
+}
+
+/**
+ * What is wrong with these timings, one line each: client-go's ordering, duration >
+ * deadline > retry × jitter (a deadline past the duration lets two leaders overlap).
+ * The one rule for the settings and the elector's constructor; `name` says each timing
+ * as its caller knows it (by default the setting: variable and flag).
+ */
+export function leaseTimingProblems(
+  timings: LeaseTimings,
+  name: (timing: keyof LeaseTimings) => string = (timing) => settingName(fleetSettings[timing]),
+): string[] {
+  const { leaseDurationMs, renewDeadlineMs, retryPeriodMs } = timings;
+  const problems: string[] = [];
+  if (!(retryPeriodMs > 0)) problems.push(`${name('retryPeriodMs')}: must be positive`);
+  if (!(leaseDurationMs > renewDeadlineMs))
+    problems.push(`${name('leaseDurationMs')}: must be longer than ${name('renewDeadlineMs')}`);
+  if (!(renewDeadlineMs > retryPeriodMs * LEASE_JITTER_FACTOR))
+    problems.push(
+      `${name('renewDeadlineMs')}: must be longer than ${LEASE_JITTER_FACTOR} × ${name('retryPeriodMs')} (a standby's tries are jittered by up to that)`,
+    );
+  return problems;
+}
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
@@ -187,13 +225,7 @@ export function loadFleetConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
   if (cleartext) problems.push(cleartext);
   const perCluster = v.nodeName === '';
   if (perCluster && !v.releaseFinalizers) {
-    // client-go's elector refuses the same: a deadline past the duration lets two leaders overlap.
-    if (!(v.leaseDurationMs > v.renewDeadlineMs))
-      problems.push('FLEET_LEASE_DURATION (--lease-duration): must be longer than FLEET_RENEW_DEADLINE');
-    if (!(v.renewDeadlineMs > v.retryPeriodMs * LEASE_JITTER_FACTOR))
-      problems.push(
-        `FLEET_RENEW_DEADLINE (--renew-deadline): must be longer than ${LEASE_JITTER_FACTOR} × FLEET_RETRY_PERIOD (a standby's tries are jittered by up to that)`,
-      );
+    problems.push(...leaseTimingProblems(v));
     if (!v.namespace)
       problems.push('POD_NAMESPACE (--namespace): required per cluster (the Lease lives there)');
   }

@@ -18,36 +18,18 @@
 // The elector knows nothing of what the leader does: the fleet's work runs under the
 // signal `onStartedLeading` receives.
 import type { Clock } from '../clock.ts';
-import { LEASE_JITTER_FACTOR } from '../config/fleet.ts';
+import { LEASE_JITTER_FACTOR, type LeaseTimings, leaseTimingProblems } from '../config/fleet.ts';
 import type { KubeApi, KubeCall } from '../kube/api.ts';
 import { KubeError } from '../kube/api.ts';
 import { microTime } from '../kube/events.ts';
 import type { Lease } from '../kube/types.ts';
 import type { Logger } from '../log.ts';
 
-/**
- * A standby's tries are spread over [1, 1.2] retry periods. client-go adds up to 1.2
- * periods instead (tries up to 2.2 periods apart); the narrower spread keeps a takeover
- * after a crash within lease duration + 2.4 retry periods: a standby sees the leader's
- * last change at most 1.2 periods late and retries at most 1.2 periods after it expired.
- * (The settings check FLEET_RENEW_DEADLINE against it.)
- */
-export const JITTER_FACTOR = LEASE_JITTER_FACTOR;
-
 /** The longest a release on stop may take. */
 const RELEASE_BUDGET_MS = 1_000;
 
 /** The Lease calls the elector makes (KubeApi's; a test may hand in the same calls through another path). */
 export type LeaseApi = Pick<KubeApi, 'getLease' | 'createLease' | 'replaceLease'>;
-
-export interface LeaseTimings {
-  /** How long a standby waits after the record last changed before taking the lease (client-go: 15 s). */
-  leaseDurationMs: number;
-  /** How long a leader keeps acting without a successful renewal (client-go: 10 s). */
-  renewDeadlineMs: number;
-  /** Time between tries: a leader's renewals, a standby's reads (client-go: 2 s). */
-  retryPeriodMs: number;
-}
 
 export interface LeaseElectorOptions extends LeaseTimings {
   api: LeaseApi;
@@ -63,23 +45,11 @@ export interface LeaseElectorOptions extends LeaseTimings {
   onStoppedLeading(): void;
 }
 
-/** What is wrong with these timings, one line each (client-go's ordering: duration > deadline > retry × jitter). */
-export function timingProblems(timings: LeaseTimings): string[] {
-  const { leaseDurationMs, renewDeadlineMs, retryPeriodMs } = timings;
-  const problems: string[] = [];
-  if (!(retryPeriodMs > 0)) problems.push(`the retry period (${retryPeriodMs} ms) must be positive`);
-  if (!(leaseDurationMs > renewDeadlineMs)) {
-    problems.push(
-      `the lease duration (${leaseDurationMs} ms) must be longer than the renew deadline (${renewDeadlineMs} ms)`,
-    );
-  }
-  if (!(renewDeadlineMs > retryPeriodMs * JITTER_FACTOR)) {
-    problems.push(
-      `the renew deadline (${renewDeadlineMs} ms) must be longer than ${JITTER_FACTOR} × the retry period (${retryPeriodMs} ms)`,
-    );
-  }
-  return problems;
-}
+const TIMING_NAMES: Record<keyof LeaseTimings, string> = {
+  leaseDurationMs: 'the lease duration',
+  renewDeadlineMs: 'the renew deadline',
+  retryPeriodMs: 'the retry period',
+};
 
 /** The record as last seen, and when (monotonic) it was first seen like that. */
 interface Observation {
@@ -107,7 +77,10 @@ export class LeaseElector {
   private failures = 0;
 
   constructor(options: LeaseElectorOptions) {
-    const problems = timingProblems(options);
+    const problems = leaseTimingProblems(
+      options,
+      (timing) => `${TIMING_NAMES[timing]} (${options[timing]} ms)`,
+    );
     if (problems.length > 0) throw new Error(`lease elector: ${problems.join('; ')}`);
     this.options = options;
     this.clock = options.clock;
@@ -142,7 +115,7 @@ export class LeaseElector {
         this.renewedAt = attempt;
         return true;
       }
-      const wait = retryPeriodMs * (1 + (JITTER_FACTOR - 1) * this.clock.random());
+      const wait = retryPeriodMs * (1 + (LEASE_JITTER_FACTOR - 1) * this.clock.random());
       try {
         await this.clock.sleep(wait, stop);
       } catch {

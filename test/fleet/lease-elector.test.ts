@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadFleetConfig } from '../../src/config/fleet.ts';
-import { LeaseElector, type LeaseTimings, timingProblems } from '../../src/fleet/lease-elector.ts';
+import { type LeaseTimings, leaseTimingProblems, loadFleetConfig } from '../../src/config/fleet.ts';
+import { LeaseElector } from '../../src/fleet/lease-elector.ts';
 import { KubeApi, type KubeError } from '../../src/kube/api.ts';
 import { microTime } from '../../src/kube/events.ts';
 import { createLogger } from '../../src/log.ts';
@@ -405,7 +405,7 @@ describe('timings', () => {
     },
     { desc: 'no retry period', timings: { ...TIMINGS, retryPeriodMs: 0 }, problems: 1 },
   ])('$desc: $problems problem(s), and the constructor refuses any', ({ timings, problems }) => {
-    expect(timingProblems(timings)).toHaveLength(problems);
+    expect(leaseTimingProblems(timings)).toHaveLength(problems);
     const construct = () =>
       new LeaseElector({
         api: {} as never,
@@ -442,7 +442,7 @@ describe('timings', () => {
     expect(problems.map((p) => p.split(' ')[0])).toEqual(named);
     if (loaded.kind === 'ok') {
       const { durationMs: leaseDurationMs, renewDeadlineMs, retryPeriodMs } = loaded.config.lease;
-      expect(timingProblems({ leaseDurationMs, renewDeadlineMs, retryPeriodMs })).toEqual([]);
+      expect(leaseTimingProblems({ leaseDurationMs, renewDeadlineMs, retryPeriodMs })).toEqual([]);
     }
   });
 });
