@@ -2,6 +2,7 @@
 // the settings both share — one declaration per setting — plus the fleet's own. What
 // the agent takes per process (run id, nonce, containers, Job retry count, jwt file)
 // the fleet takes per pod, from its annotations (fleet/annotations.ts).
+import { FLEET_LABEL } from '../kube/annotations.ts';
 import { agentSettings, whyNoFallback, withPodFallbacks } from './agent.ts';
 import {
   commaList,
@@ -102,7 +103,7 @@ export const fleetSettings = {
     env: 'FLEET_SELECTOR',
     flag: 'selector',
     help: 'label selector of the task pods',
-    default: 'tes-heartbeat/fleet=true',
+    default: `${FLEET_LABEL}=true`,
     parse: labelSelector,
   },
   lease: {

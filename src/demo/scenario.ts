@@ -3,6 +3,7 @@
 // container, which exits 0. The agent runs beside it as a regular sidecar; with
 // `demo --fleet` the pods carry no container of ours, only the fleet's label and
 // their run's annotations.
+import { FLEET_LABEL, INJECT_LABEL, NONCE_ANNOTATION, RUN_ID_ANNOTATION } from '../kube/annotations.ts';
 import type { KubeObject } from '../testing/fake-kube-api-server.ts';
 
 export const NAMESPACE = 'tes-demo';
@@ -59,12 +60,12 @@ function pod(o: TaskPodOptions, spec: Record<string, unknown>, status: Record<st
       namespace: NAMESPACE,
       labels:
         o.mode === 'sidecar'
-          ? { 'batch.kubernetes.io/job-name': JOB_NAME, 'tes-heartbeat/inject': 'true' }
-          : { 'batch.kubernetes.io/job-name': JOB_NAME, 'tes-heartbeat/fleet': 'true' },
+          ? { 'batch.kubernetes.io/job-name': JOB_NAME, [INJECT_LABEL]: 'true' }
+          : { 'batch.kubernetes.io/job-name': JOB_NAME, [FLEET_LABEL]: 'true' },
       annotations:
         o.mode === 'sidecar'
-          ? { 'tes-heartbeat/run-id': o.runId }
-          : { 'tes-heartbeat/run-id': o.runId, 'tes-heartbeat/nonce': o.nonce },
+          ? { [RUN_ID_ANNOTATION]: o.runId }
+          : { [RUN_ID_ANNOTATION]: o.runId, [NONCE_ANNOTATION]: o.nonce },
       ownerReferences: [
         {
           apiVersion: 'batch/v1',

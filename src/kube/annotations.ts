@@ -1,11 +1,16 @@
 // The names task pods carry for tes-heartbeat (contract: Sidecar injection, Fleet mode,
 // T2): one home for every command that reads or writes them.
 
-/** The task run the pod executes. */
+/** The label that opts a pod in to injection (the webhook configuration's objectSelector matches it too). */
+export const INJECT_LABEL = 'tes-heartbeat/inject';
+/** The task run the pod executes (the injected agent's TES_RUN_ID). */
 export const RUN_ID_ANNOTATION = 'tes-heartbeat/run-id';
-/** The run's nonce, echoed in every heartbeat. */
+/** The run's nonce, echoed in every heartbeat (the injected agent's TES_NONCE). */
 export const NONCE_ANNOTATION = 'tes-heartbeat/nonce';
-/** A Secret in the pod's namespace holding the nonce under key `nonce` (rule T2). */
+/**
+ * A Secret in the pod's namespace holding the nonce under key `nonce` (rule T2): unlike
+ * an annotation, a Secret is not readable by whoever can read pods.
+ */
 export const NONCE_SECRET_ANNOTATION = 'tes-heartbeat/nonce-secret';
 export const NONCE_SECRET_KEY = 'nonce';
 /** Comma-separated containers to report (as WATCH_CONTAINERS). */

@@ -3,25 +3,18 @@
 // with no I/O, so it is tested as a table and reused by the chart's tests.
 import type { V1Container, V1EnvVar, V1Pod, V1Volume } from '@kubernetes/client-node';
 import { isRecord } from '../json.ts';
+import {
+  INJECT_LABEL,
+  NONCE_ANNOTATION,
+  NONCE_SECRET_ANNOTATION,
+  NONCE_SECRET_KEY,
+  RUN_ID_ANNOTATION,
+} from '../kube/annotations.ts';
 import { listenerConflict, listenerPort, withoutListener, withoutTakenPortName } from './ports.ts';
 import { separateFromTasks } from './process-namespace.ts';
 import { guaranteedResources, hasPodLevelResources, podQosClass } from './qos.ts';
 import { OWN_TOKEN_WARNING, podHoldsOwnToken, withAgentToken, withAgentTokenVolume } from './token.ts';
 import { warning } from './warning.ts';
-
-/** The label that opts a pod in (the webhook configuration's objectSelector matches it too). */
-export const INJECT_LABEL = 'tes-heartbeat/inject';
-/** Annotation holding the task run id, passed to the agent as TES_RUN_ID. */
-export const RUN_ID_ANNOTATION = 'tes-heartbeat/run-id';
-/** Annotation holding the optional nonce, passed to the agent as TES_NONCE. */
-export const NONCE_ANNOTATION = 'tes-heartbeat/nonce';
-/**
- * Annotation naming a Secret in the pod's namespace whose key `nonce` holds the nonce
- * (rule T2): unlike an annotation, a Secret is not readable by whoever can read pods.
- */
-export const NONCE_SECRET_ANNOTATION = 'tes-heartbeat/nonce-secret';
-/** The key of the nonce in the Secret named by NONCE_SECRET_ANNOTATION. */
-export const NONCE_SECRET_KEY = 'nonce';
 
 export type SidecarMode = 'native' | 'regular';
 
