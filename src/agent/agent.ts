@@ -165,12 +165,7 @@ export class Agent {
         this.run.closeEvents(FINAL_EVENT_MS).then(() => this.kube?.close()),
         listening.then((l) => l?.close()),
       ]);
-      const grace = new AbortController();
-      await Promise.race([
-        closing,
-        this.deps.clock.sleep(CLOSE_GRACE_MS, grace.signal).catch(() => undefined),
-      ]);
-      grace.abort(); // no timer left to hold the process
+      await waitAtMost(this.deps.clock, closing, CLOSE_GRACE_MS);
     }
   }
 

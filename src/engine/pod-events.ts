@@ -1,7 +1,7 @@
 // Feeds the loop's heartbeat outcomes and the clock into the Events' state machine
 // (heartbeat/health-events.ts) and hands each Event to the writer, in order and off the
 // heartbeat's path: the observer returns at once, whatever the API server does.
-import type { Clock } from '../clock.ts';
+import { type Clock, waitAtMost } from '../clock.ts';
 import {
   failingDueAt,
   failureFacts,
@@ -59,9 +59,7 @@ export class PodEvents implements HeartbeatObserver {
   async close(budgetMs: number): Promise<void> {
     this.closed = true;
     this.timer?.abort();
-    const budget = new AbortController();
-    await Promise.race([this.writes, this.o.clock.sleep(budgetMs, budget.signal).catch(() => undefined)]);
-    budget.abort();
+    await waitAtMost(this.o.clock, this.writes, budgetMs);
     this.giveUp.abort();
   }
 

@@ -15,7 +15,7 @@
 // - tes_fleet_leader follows `gate.open`. The cluster scope also wants the node watch and
 //   the Lease release on SIGTERM: do those in the gate's owner, around Fleet.start().
 // Node scope (FLEET_NODE_NAME set) uses `alwaysOpen`.
-import type { Clock } from '../clock.ts';
+import { type Clock, waitAtMost } from '../clock.ts';
 import type { FleetConfig } from '../config/fleet.ts';
 import { TokenSource } from '../engine/bearer.ts';
 import { ClusterFacts } from '../engine/cluster-facts.ts';
@@ -164,9 +164,7 @@ export class Fleet {
         kube.close(),
         listening.then((l) => l?.close()),
       ]);
-      const grace = new AbortController();
-      await Promise.race([closed, clock.sleep(CLOSE_GRACE_MS, grace.signal).catch(() => undefined)]);
-      grace.abort();
+      await waitAtMost(clock, closed, CLOSE_GRACE_MS);
     }
   }
 
