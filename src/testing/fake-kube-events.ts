@@ -50,30 +50,10 @@ export class FakeEvents implements FakeApiGroup {
         { group: 'events.k8s.io', kind: 'events' },
       );
     }
-    let event: Record<string, unknown>;
-    try {
-      const parsed: unknown = JSON.parse(text);
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
-        throw new Error('not an object');
-      event = parsed as Record<string, unknown>;
-    } catch {
-      return kubeStatus(400, 'BadRequest', 'the body of the request was in an unknown format');
-    }
+    const decoded = decodeObject(text, { apiVersion: 'events.k8s.io/v1', kind: 'Event', namespace });
+    if ('reply' in decoded) return decoded.reply;
+    const event = decoded.object;
     const metadata = (event.metadata ?? {}) as Record<string, unknown>;
-    if (event.apiVersion !== 'events.k8s.io/v1' || event.kind !== 'Event') {
-      return kubeStatus(
-        400,
-        'BadRequest',
-        `the API version in the data (${event.apiVersion}) does not match`,
-      );
-    }
-    if (metadata.namespace !== undefined && metadata.namespace !== namespace) {
-      return kubeStatus(
-        400,
-        'BadRequest',
-        'the namespace of the provided object does not match the namespace sent on the request',
-      );
-    }
     if (
       event.eventTime !== undefined &&
       event.eventTime !== null &&
@@ -166,6 +146,46 @@ function validate(
     if (event[field] !== undefined && event[field] !== null) invalid(field, 'needs to be unset');
   }
   return causes;
+}
+
+/**
+ * A create or update body decoded as kube-apiserver decodes it before validation: 400
+ * for what is not a JSON object, for another apiVersion or kind, and for a namespace in
+ * the object other than the URL's.
+ */
+export function decodeObject(
+  text: string,
+  expected: { apiVersion: string; kind: string; namespace: string },
+): { object: Record<string, unknown> } | { reply: FakeReply } {
+  let object: Record<string, unknown>;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+      throw new Error('not an object');
+    object = parsed as Record<string, unknown>;
+  } catch {
+    return { reply: kubeStatus(400, 'BadRequest', 'the body of the request was in an unknown format') };
+  }
+  if (object.apiVersion !== expected.apiVersion || object.kind !== expected.kind) {
+    return {
+      reply: kubeStatus(
+        400,
+        'BadRequest',
+        `the API version in the data (${String(object.apiVersion)}) does not match`,
+      ),
+    };
+  }
+  const metadata = (object.metadata ?? {}) as Record<string, unknown>;
+  if (metadata.namespace !== undefined && metadata.namespace !== expected.namespace) {
+    return {
+      reply: kubeStatus(
+        400,
+        'BadRequest',
+        'the namespace of the provided object does not match the namespace sent on the request',
+      ),
+    };
+  }
+  return { object };
 }
 
 /** A `Status` failure as kube-apiserver sends it. */

@@ -9,7 +9,7 @@
 // A resource group of the fake API server (FakeKubeApiServer.extend).
 import type { FakeApiContext, FakeApiGroup, FakeApiRequest } from './fake-kube-api-server.ts';
 import type { FakeReply } from './fake-kube-events.ts';
-import { kubeStatus, MICRO_TIME } from './fake-kube-events.ts';
+import { decodeObject, kubeStatus, MICRO_TIME } from './fake-kube-events.ts';
 
 export const LEASES_PATH = /^\/apis\/coordination\.k8s\.io\/v1\/namespaces\/([^/]+)\/leases(?:\/([^/]+))?$/;
 
@@ -78,45 +78,19 @@ export class FakeLeases implements FakeApiGroup {
       const lease = this.leases.get(`${namespace}/${name}`);
       return lease ? { code: 200, body: lease } : notFound(name);
     }
-    if (method !== 'POST' && method !== 'PUT') {
+    // POST to the collection, PUT to a named Lease: nothing else.
+    if ((method !== 'POST' && method !== 'PUT') || (method === 'POST') !== (name === undefined)) {
       return kubeStatus(
         405,
         'MethodNotAllowed',
         'the server does not allow this method on the requested resource',
       );
     }
-    if ((method === 'POST') !== (name === undefined)) {
-      return kubeStatus(
-        405,
-        'MethodNotAllowed',
-        'the server does not allow this method on the requested resource',
-      );
-    }
-    let lease: Record<string, unknown>;
-    try {
-      const parsed: unknown = JSON.parse(text);
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
-        throw new Error('not an object');
-      lease = parsed as Record<string, unknown>;
-    } catch {
-      return kubeStatus(400, 'BadRequest', 'the body of the request was in an unknown format');
-    }
+    const decoded = decodeObject(text, { apiVersion: `${GROUP}/v1`, kind: 'Lease', namespace });
+    if ('reply' in decoded) return decoded.reply;
+    const lease = decoded.object;
     const metadata = (lease.metadata ?? {}) as Record<string, unknown>;
     const spec = (lease.spec ?? {}) as Record<string, unknown>;
-    if (lease.apiVersion !== `${GROUP}/v1` || lease.kind !== 'Lease') {
-      return kubeStatus(
-        400,
-        'BadRequest',
-        `the API version in the data (${String(lease.apiVersion)}) does not match`,
-      );
-    }
-    if (metadata.namespace !== undefined && metadata.namespace !== namespace) {
-      return kubeStatus(
-        400,
-        'BadRequest',
-        'the namespace of the provided object does not match the namespace sent on the request',
-      );
-    }
     for (const field of ['acquireTime', 'renewTime']) {
       const value = spec[field];
       if (value !== undefined && value !== null && !MICRO_TIME.test(String(value))) {
