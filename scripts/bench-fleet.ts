@@ -11,7 +11,8 @@
 //   engine-1000     1,000 pods, one process, 30 s interval
 //   engine-10000    10,000 pods, one process, 30 s interval
 //   fast-110, fast-1000, fast-10000   the same at a 2 s interval (`--fast-interval`)
-//   failover        per cluster: 10,000 pods, a leader and a standby, the leader
+//   failover        per cluster: 10,000 pods, a leader and a standby (FLEET_FINALIZER
+//                   off; `--finalizer`: on), the leader
 //                   killed with SIGKILL just after some pods complete
 //   sidecars        the same harness on a few sidecars (the agent), for comparison
 // Per scenario: resident (VmRSS, VmHWM) and private (RssAnon) memory, CPU over the
@@ -275,6 +276,9 @@ interface Measured {
 /** `--profile`: fleets write a CPU profile on exit and a heap snapshot on SIGUSR2, into bench/results/. */
 const profileDir = process.argv.includes('--profile') ? path.join(root, 'bench/results') : undefined;
 
+/** Every process started, killed at the end if still running (a scenario that fails leaves none behind). */
+const started = new Set<ChildProcess>();
+
 function startProcess(name: string, command: string, env: Record<string, string>, logDir: string): Measured {
   const logFile = path.join(logDir, `${name}.log`);
   const log = openSync(logFile, 'w');
@@ -296,6 +300,7 @@ function startProcess(name: string, command: string, env: Record<string, string>
     },
   });
   closeSync(log);
+  started.add(child);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal, at: mono() })),
   );
@@ -492,6 +497,7 @@ async function steadyScenario(
     const rollouts: { exitMs: number; startToAllFirstMs: number; cpuS: number; longestPauseMs: number }[] =
       [];
     let fleet = startFleet('fleet-0', w, env);
+    let coldStartMs = 0;
     for (let r = 0; r <= (options.restarts ?? 0); r++) {
       if (r > 0) {
         await sleep(1_000 + Math.random() * 2_000);
@@ -510,6 +516,7 @@ async function steadyScenario(
         });
       } else {
         await waitUntil('every run beating', async () => (await world.stub.runsSeen()) >= pods, 300_000);
+        coldStartMs = round(Math.max(...firstBeats(await world.stub.report())) - fleet.startedAt);
       }
     }
     await world.stub.reset();
@@ -549,6 +556,7 @@ async function steadyScenario(
       intervalS,
       steadyS: round((to - from) / 1000),
       runsBeating: Object.keys(report.runs).length,
+      startToAllFirstMs: coldStartMs,
       heartbeatsPerSecond: round(beats / ((to - from) / 1000)),
       ...steady,
       highWaterResidentMiB: highWater,
@@ -573,7 +581,10 @@ async function steadyScenario(
 async function failoverScenario(world: World, options: { pods: number; completing: number }) {
   const cl = await cluster({ onNode: 0, elsewhere: options.pods, nodes: 100 });
   const w = { ...world, cluster: cl };
-  const env = { HEARTBEAT_INTERVAL: '30s', FLEET_FINALIZER: 'on' };
+  const env = {
+    HEARTBEAT_INTERVAL: '30s',
+    FLEET_FINALIZER: process.argv.includes('--finalizer') ? 'on' : 'off',
+  };
   try {
     const leader = startFleet('fleet-a', w, env);
     await waitUntil('every run beating', async () => (await world.stub.runsSeen()) >= options.pods, 300_000);
@@ -737,7 +748,7 @@ async function main(): Promise<void> {
   const world = { stub, logDir };
   const results: Record<string, unknown> = {};
   const load = [loadavg()[0]];
-  const started = Date.now();
+  const startedAt = Date.now();
   const fastSteadyS = quick ? 16 : 40;
   const changes = (pods: number) => Math.min(quick ? 30 : 200, pods);
   try {
@@ -769,6 +780,8 @@ async function main(): Promise<void> {
       process.stderr.write(`${JSON.stringify({ [s]: results[s] })}\n`);
     }
   } finally {
+    for (const child of started)
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     stub.close();
     await rm(logDir, { recursive: true, force: true });
   }
@@ -779,7 +792,7 @@ async function main(): Promise<void> {
         date: new Date().toISOString(),
         machine: { cpus: cpus().length, loadAverage1m: load.map((l) => round(l ?? 0, 2)) },
         runtime: { flags: imageFlags, env: { ...imageEnv, ...triedEnv } },
-        minutes: round((Date.now() - started) / 60_000),
+        minutes: round((Date.now() - startedAt) / 60_000),
         ...results,
       },
       null,
