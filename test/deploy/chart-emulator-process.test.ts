@@ -5,13 +5,12 @@
 import { expect, test } from 'vitest';
 import { startCli, stopAfterEach } from '../support/agent-harness.ts';
 import { send } from '../support/emulator-http.ts';
-import { findOne, RELEASE, RELEASE_NAMESPACE, renderChart } from '../support/helm-chart.ts';
+import { FULLNAME, findOne, RELEASE_NAMESPACE, renderChart } from '../support/helm-chart.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: rendered manifests are walked dynamically
 type Any = any;
 
 const stops = stopAfterEach();
-const FULLNAME = `${RELEASE}-tes-heartbeat`;
 
 test("the chart's emulator requires its token, and the agents' Secret in each task namespace holds it", async () => {
   const objects = renderChart({ taskNamespaces: ['tasks', 'imaging'], emulator: { enabled: true } });

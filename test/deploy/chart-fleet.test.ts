@@ -1,21 +1,25 @@
 // Fleet mode in the chart (agent-spec "Fleet mode" and the chart rows mode, fleet.*): rendered
 // by the real helm per node and per cluster, checked against the Kubernetes schemas and the exact
 // RBAC the contract lists, and nothing of the sidecar mode left in the task namespaces.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { parse, stringify } from 'yaml';
+import { stringify } from 'yaml';
 import {
   chartDir,
+  effectiveValues,
+  envOf,
   findAll,
   findOne,
+  FULLNAME,
   helm,
   type K8sObject,
   RELEASE,
   RELEASE_NAMESPACE,
   renderChart,
   renderNotes,
+  renderValueSets,
 } from '../support/helm-chart.ts';
 import { podInvariantErrors, podSpecOf, validateObject } from '../support/k8s-schema-validate.ts';
 import { restrictedViolations } from '../support/pod-security.ts';
@@ -25,7 +29,6 @@ type Values = Record<string, unknown>;
 // biome-ignore lint/suspicious/noExplicitAny: rendered manifests are walked dynamically
 type Any = any;
 
-const FULLNAME = `${RELEASE}-tes-heartbeat`;
 const FLEET = `${FULLNAME}-fleet`;
 const HOOK = `${FULLNAME}-fleet-release`;
 const TASK_NS = ['genomics', 'imaging'];
@@ -76,41 +79,11 @@ const VALUE_SETS: Record<string, Values> = {
   },
 };
 
-const rendered = new Map<string, K8sObject[]>();
-function render(name: string): K8sObject[] {
-  let objects = rendered.get(name);
-  if (!objects) {
-    objects = renderChart(VALUE_SETS[name]);
-    rendered.set(name, objects);
-  }
-  return objects;
-}
-
-/** The chart's defaults with one set merged over them (objects deeply). */
-function effective(values: Values): Any {
-  const defaults = parse(readFileSync(path.join(chartDir, 'values.yaml'), 'utf8'));
-  const merge = (base: Any, over: Any): Any => {
-    if (
-      typeof base !== 'object' ||
-      base === null ||
-      Array.isArray(base) ||
-      typeof over !== 'object' ||
-      over === null ||
-      Array.isArray(over)
-    )
-      return over;
-    const out = { ...base };
-    for (const [k, v] of Object.entries(over)) out[k] = k in base ? merge(base[k], v) : v;
-    return out;
-  };
-  return merge(defaults, values);
-}
+const render = renderValueSets(VALUE_SETS);
 
 const isHook = (o: K8sObject) => o.metadata.annotations?.['helm.sh/hook'] !== undefined;
 const workloadOf = (objects: K8sObject[], v: Any): Any =>
   findOne(objects, v.fleet.scope === 'cluster' ? 'Deployment' : 'DaemonSet', FLEET, RELEASE_NAMESPACE);
-const envOf = (container: Any): Record<string, Any> =>
-  Object.fromEntries(container.env.map((e: Any) => [e.name, e.value ?? e.valueFrom]));
 
 /** "Kind ns/name: group/resource verb" for every rule of every Role and ClusterRole. */
 function grantsOf(objects: K8sObject[]): string[] {
@@ -131,7 +104,7 @@ function grantsOf(objects: K8sObject[]): string[] {
 
 describe.each(Object.keys(VALUE_SETS))('mode fleet, %s values', (name) => {
   const values = VALUE_SETS[name] as Values;
-  const v = effective(values);
+  const v = effectiveValues(values);
   const cluster = v.fleet.scope === 'cluster';
 
   test('helm lint is clean', () => {
@@ -330,7 +303,7 @@ describe.each(Object.keys(VALUE_SETS))('mode fleet, %s values', (name) => {
 describe('per node', () => {
   test('a DaemonSet placed by fleet.nodeSelector/tolerations/affinity, updated one node at a time, never surging', () => {
     const objects = render('nodePlaced');
-    const v = effective(VALUE_SETS.nodePlaced as Values);
+    const v = effectiveValues(VALUE_SETS.nodePlaced as Values);
     const daemonSet = findOne(objects, 'DaemonSet', FLEET, RELEASE_NAMESPACE) as Any;
     const pod = daemonSet.spec.template;
     expect(pod.spec.nodeSelector).toEqual(v.fleet.nodeSelector);

@@ -6,29 +6,24 @@ import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { parse } from 'yaml';
 import {
+  APP_VERSION,
   chartDir,
+  envOf,
   findAll,
   findOne,
+  FULLNAME,
   helm,
   type K8sObject,
-  RELEASE,
   RELEASE_NAMESPACE,
   renderChart,
   repoRoot,
+  templateChart,
 } from '../support/helm-chart.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: rendered manifests are walked dynamically
 type Any = any;
 
-const FULLNAME = `${RELEASE}-tes-heartbeat`;
 const TES = { tes: { url: 'https://tes.example.org' } };
-const appVersion = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')).version as string;
-
-const template = (values: Record<string, unknown>) =>
-  helm(['template', RELEASE, chartDir, '--namespace', RELEASE_NAMESPACE], values);
-
-const envOf = (container: Any): Record<string, Any> =>
-  Object.fromEntries(container.env.map((e: Any) => [e.name, e.value ?? e.valueFrom]));
 
 describe('rule T3: where tasks may run — the install fails, naming the value', () => {
   test.each([
@@ -56,15 +51,17 @@ describe('rule T3: where tasks may run — the install fails, naming the value',
     ],
   ])('%s', (_what, values, message) => {
     for (const mode of ['sidecar', 'fleet']) {
-      const result = template({ ...TES, ...values, mode });
+      const result = templateChart({ ...TES, ...values, mode });
       expect(result.code, mode).not.toBe(0);
       expect(result.stderr).toMatch(message);
     }
   });
 
   test('a namespace that merely looks alike is accepted; helm lint of the chart alone stays clean', () => {
-    expect(template({ ...TES, taskNamespaces: ['kube-systems', 'tes-system-tasks'] }).code).toBe(0);
-    expect(template({ ...TES, taskNamespaces: ['tasks'], taskServiceAccounts: ['defaults'] }).code).toBe(0);
+    expect(templateChart({ ...TES, taskNamespaces: ['kube-systems', 'tes-system-tasks'] }).code).toBe(0);
+    expect(templateChart({ ...TES, taskNamespaces: ['tasks'], taskServiceAccounts: ['defaults'] }).code).toBe(
+      0,
+    );
     // Template fails, not schema rules: lint reports them at info level and passes.
     const lint = helm(['lint', chartDir, '--strict'], {});
     expect(lint.code).toBe(0);
@@ -120,7 +117,7 @@ describe('rules T6/T7: the in-cluster emulator always runs with a token', () => 
     expect(envOf(emulatorPod(objects).containers[0]).EMULATOR_TOKEN).toEqual({
       secretKeyRef: { name: 'dev-tes-token', key: 'token' },
     });
-    const refused = template({ ...values, tes: {} });
+    const refused = templateChart({ ...values, tes: {} });
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/emulator\.tokenSecret\.name is set but tes\.tokenSecret\.name is not/);
     // The fleet sits beside the emulator in the release namespace: it reads that same Secret.
@@ -132,7 +129,7 @@ describe('rules T6/T7: the in-cluster emulator always runs with a token', () => 
   });
 
   test('a token for a plain-http TES is refused at helm time (the agents would exit 2)', () => {
-    const result = template({
+    const result = templateChart({
       taskNamespaces: ['tasks'],
       tes: { url: 'http://tes.internal:8080', tokenSecret: { name: 'tes-token' } },
     });
@@ -202,7 +199,7 @@ describe('runbook URLs (issue 16): absolute, the published docs of the chart own
       expect(rules.length).toBeGreaterThanOrEqual(2);
       for (const r of rules) {
         expect(r.annotations.runbook_url).toBe(
-          `${home}/blob/v${appVersion}/docs/operations.md#${r.alert.toLowerCase()}`,
+          `${home}/blob/v${APP_VERSION}/docs/operations.md#${r.alert.toLowerCase()}`,
         );
       }
     },

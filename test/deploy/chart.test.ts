@@ -8,15 +8,19 @@ import { parse } from 'yaml';
 import { mutatePod } from '../../src/webhook/mutate.ts';
 import { parseTemplate, parseVolumes } from '../../src/webhook/template.ts';
 import {
+  APP_VERSION,
   chartDir,
+  effectiveValues,
   findAll,
   findOne,
+  FULLNAME,
   helm,
   type K8sObject,
   RELEASE,
   RELEASE_NAMESPACE,
   renderChart,
   renderNotes,
+  renderValueSets,
   repoRoot,
 } from '../support/helm-chart.ts';
 import { validateContainer, validateObject } from '../support/k8s-schema-validate.ts';
@@ -26,9 +30,7 @@ type Values = Record<string, unknown>;
 // biome-ignore lint/suspicious/noExplicitAny: rendered manifests are walked dynamically
 type Any = any;
 
-const FULLNAME = `${RELEASE}-tes-heartbeat`;
 const WEBHOOK = `${FULLNAME}-webhook`;
-const appVersion = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')).version as string;
 
 const CA_PEM = readFileSync(path.join(repoRoot, 'test/fixtures/tls/ca.crt'), 'utf8');
 
@@ -111,38 +113,10 @@ const VALUE_SETS: Record<string, Values> = {
   },
 };
 
-const rendered = new Map<string, K8sObject[]>();
-function render(name: string): K8sObject[] {
-  let objects = rendered.get(name);
-  if (!objects) {
-    objects = renderChart(VALUE_SETS[name]);
-    rendered.set(name, objects);
-  }
-  return objects;
-}
-
-/** Effective values: the chart's defaults with one set merged over them (objects deeply). */
-function effective(values: Values): Any {
-  const defaults = parse(readFileSync(path.join(chartDir, 'values.yaml'), 'utf8'));
-  const merge = (base: Any, over: Any): Any => {
-    if (
-      over === null ||
-      typeof base !== 'object' ||
-      base === null ||
-      Array.isArray(base) ||
-      typeof over !== 'object' ||
-      Array.isArray(over)
-    )
-      return over;
-    const out = { ...base };
-    for (const [k, v] of Object.entries(over)) out[k] = k in base ? merge(base[k], v) : v;
-    return out;
-  };
-  return merge(defaults, values);
-}
+const render = renderValueSets(VALUE_SETS);
 
 function taskNamespaces(values: Values): string[] {
-  return effective(values).taskNamespaces as string[];
+  return effectiveValues(values).taskNamespaces as string[];
 }
 
 /** The TES token Secret the agents read: tes.tokenSecret, or the chart's emulator's (rule T7). */
@@ -203,7 +177,7 @@ describe.each(Object.keys(VALUE_SETS))('rendered with the %s values', (name) => 
       expect(o.metadata.labels, `${o.kind} ${o.metadata.name}`).toMatchObject({
         'app.kubernetes.io/name': 'tes-heartbeat',
         'app.kubernetes.io/instance': RELEASE,
-        'app.kubernetes.io/version': appVersion,
+        'app.kubernetes.io/version': APP_VERSION,
         'app.kubernetes.io/managed-by': 'Helm',
       });
       if (clusterScoped.includes(o.kind)) expect(o.metadata.namespace).toBeUndefined();
@@ -212,7 +186,7 @@ describe.each(Object.keys(VALUE_SETS))('rendered with the %s values', (name) => 
   });
 
   test('RBAC grants exactly what the agent and the webhook call, nothing on secrets, no wildcards', () => {
-    const v = effective(values);
+    const v = effectiveValues(values);
     const objects = render(name);
     const grants = new Set<string>();
     for (const role of [...findAll(objects, 'Role'), ...findAll(objects, 'ClusterRole')] as Any[]) {
@@ -242,7 +216,7 @@ describe.each(Object.keys(VALUE_SETS))('rendered with the %s values', (name) => 
   });
 
   test('each task namespace has the ServiceAccount tes-heartbeat, the settings and bindings for every task service account', () => {
-    const v = effective(values);
+    const v = effectiveValues(values);
     const objects = render(name);
     for (const ns of taskNamespaces(values)) {
       const account = findOne(objects, 'ServiceAccount', 'tes-heartbeat', ns) as Any;
@@ -292,12 +266,12 @@ describe.each(Object.keys(VALUE_SETS))('rendered with the %s values', (name) => 
   });
 
   test('the published sidecar is a valid, hardened container with requests, limits and the downward-API env', async () => {
-    const v = effective(values);
+    const v = effectiveValues(values);
     const objects = render(name);
     const container = snippet(objects);
     expect(await validateContainer(container)).toEqual([]);
     expect(container.name).toBe('tes-heartbeat');
-    expect(container.image).toBe(`${v.image.repository}:${v.image.tag || appVersion}`);
+    expect(container.image).toBe(`${v.image.repository}:${v.image.tag || APP_VERSION}`);
     expect(container.args).toEqual(['agent']);
     expect(container.restartPolicy).toBeUndefined();
     expect(container.resources).toEqual(v.sidecar.resources);
@@ -392,7 +366,7 @@ describe.each(Object.keys(VALUE_SETS))('rendered with the %s values', (name) => 
   });
 
   test('a CA ConfigMap in every task namespace exactly when tes.caBundle is set', () => {
-    const v = effective(values);
+    const v = effectiveValues(values);
     const objects = render(name);
     const rendered = findAll(objects, 'ConfigMap').filter((c) => c.metadata.name === 'tes-heartbeat-tes-ca');
     if (!v.tes.caBundle) {
@@ -407,7 +381,7 @@ describe.each(Object.keys(VALUE_SETS))('rendered with the %s values', (name) => 
   });
 
   test('OpenShift: no fixed runAsUser, runAsGroup or fsGroup anywhere when they are null; runAsNonRoot stays', () => {
-    const v = effective(values);
+    const v = effectiveValues(values);
     const text = JSON.stringify(render(name));
     // The snippet is YAML text inside a ConfigMap: match the key, quoted or not.
     const fixed = /(runAsUser|runAsGroup|fsGroup)\\?"?:/.test(text);
@@ -416,7 +390,7 @@ describe.each(Object.keys(VALUE_SETS))('rendered with the %s values', (name) => 
   });
 
   test('the webhook objects are there exactly when webhook.enabled', () => {
-    const v = effective(values);
+    const v = effectiveValues(values);
     const objects = render(name);
     const webhookObjects = objects.filter(
       (o) => o.metadata.name.startsWith(WEBHOOK) && WEBHOOK_KINDS.includes(o.kind),
@@ -440,7 +414,7 @@ describe.each(Object.keys(VALUE_SETS))('rendered with the %s values', (name) => 
   test('the emulator is there exactly when emulator.enabled', () => {
     const objects = render(name);
     const emulator = objects.filter((o) => o.metadata.name === `${FULLNAME}-emulator`);
-    if (effective(values).emulator.enabled) {
+    if (effectiveValues(values).emulator.enabled) {
       expect(emulator.map((o) => o.kind).sort()).toEqual(['Deployment', 'Service']);
       const pod = (emulator.find((o) => o.kind === 'Deployment') as Any).spec.template.spec;
       expect(pod.containers[0].args.slice(0, 1)).toEqual(['emulator']);
@@ -490,7 +464,7 @@ describe('the webhook', () => {
     expect(container.readinessProbe.httpGet.path).toBe('/readyz');
     expect(container.livenessProbe.httpGet.path).toBe('/healthz');
     expect(container.args).toEqual(['webhook']);
-    expect(container.resources).toEqual(effective({}).webhook.resources);
+    expect(container.resources).toEqual(effectiveValues({}).webhook.resources);
     // The same hardened securityContext as the sidecar.
     expect(container.securityContext).toEqual(snippet(objects).securityContext);
     const service = findOne(objects, 'Service', WEBHOOK, RELEASE_NAMESPACE) as Any;
@@ -724,13 +698,15 @@ describe('real clusters (issue 10)', () => {
     expect(doc).toMatch(/# GENERATED AT RENDER TIME: `lookup` found no usable Secret/);
     expect(doc).toMatch(/webhook\.certManager\.enabled=true/);
     expect(renderNotes(VALUE_SETS.defaults)).toMatch(/GitOps[\s\S]*webhook\.certManager\.enabled=true/);
-    expect(renderNotes(VALUE_SETS.defaults)).toMatch(/last one year: run `helm upgrade` at least once a year/);
+    expect(renderNotes(VALUE_SETS.defaults)).toMatch(
+      /last one year: run `helm upgrade` at least once a year/,
+    );
     expect(renderNotes(VALUE_SETS.production)).not.toMatch(/GitOps/);
   });
 
   test('item 10: the standard pod knobs reach the webhook and emulator pods; the chart labels win over podLabels', () => {
     const objects = render('enterprise');
-    const v = effective(VALUE_SETS.enterprise as Values);
+    const v = effectiveValues(VALUE_SETS.enterprise as Values);
     for (const [component, name] of [
       ['webhook', WEBHOOK],
       ['emulator', `${FULLNAME}-emulator`],
@@ -792,7 +768,7 @@ describe('NOTES', () => {
 
 test('Chart.yaml states kubeVersion >= 1.29 and appVersion = package.json version; image.tag defaults to it', () => {
   const chart = parse(readFileSync(path.join(chartDir, 'Chart.yaml'), 'utf8'));
-  expect(chart.appVersion).toBe(appVersion);
+  expect(chart.appVersion).toBe(APP_VERSION);
   expect(chart.kubeVersion).toBe('>=1.29.0-0');
   const old = helm(['template', RELEASE, chartDir, '--kube-version', '1.28.9'], VALUE_SETS.defaults);
   expect(old.code).not.toBe(0);
@@ -801,7 +777,7 @@ test('Chart.yaml states kubeVersion >= 1.29 and appVersion = package.json versio
   const images = render('defaults')
     .filter((o) => o.kind === 'Deployment')
     .map((o: Any) => o.spec.template.spec.containers[0].image);
-  expect(images).toEqual([`tes-heartbeat:${appVersion}`]);
+  expect(images).toEqual([`tes-heartbeat:${APP_VERSION}`]);
 });
 
 describe('values.schema.json rejects bad values with a message naming the value', () => {

@@ -12,6 +12,7 @@ import {
   chartDir,
   findAll,
   findOne,
+  FULLNAME,
   helm,
   type K8sObject,
   RELEASE,
@@ -26,7 +27,6 @@ import { promtool } from '../support/prometheus.ts';
 // biome-ignore lint/suspicious/noExplicitAny: rendered manifests are walked dynamically
 type Any = any;
 
-const FULLNAME = `${RELEASE}-tes-heartbeat`;
 const ALERTS = ['TesHeartbeatFailing', 'TesHeartbeatStale', 'TesWebhookInjectionErrors', 'TesWebhookDown'];
 const MONITORING_KINDS = ['PodMonitor', 'ServiceMonitor', 'PrometheusRule'];
 

@@ -1,11 +1,11 @@
 // Runs the real helm binary (extracted by scripts/helm.mjs from an npm package) against the
 // chart, and parses what it renders.
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 
 export const repoRoot = path.resolve(import.meta.dirname, '..', '..');
 export const chartDir = path.join(repoRoot, 'charts/tes-heartbeat');
@@ -105,6 +105,53 @@ export function parseManifests(text: string): K8sObject[] {
 
 export const RELEASE = 'tes';
 export const RELEASE_NAMESPACE = 'tes-system';
+/** The chart's fullname for RELEASE: the prefix of every object it names. */
+export const FULLNAME = `${RELEASE}-tes-heartbeat`;
+/** The chart's appVersion (the package's version). */
+export const APP_VERSION = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8'))
+  .version as string;
+
+/** `helm template` of the chart, as a result (for installs that must fail). */
+export function templateChart(values: Record<string, unknown>): HelmResult {
+  return helm(['template', RELEASE, chartDir, '--namespace', RELEASE_NAMESPACE], values);
+}
+
+/** renderChart of named value sets, each rendered once (helm is slow). */
+export function renderValueSets(
+  sets: Record<string, Record<string, unknown>>,
+): (name: string) => K8sObject[] {
+  const rendered = new Map<string, K8sObject[]>();
+  return (name) => {
+    let objects = rendered.get(name);
+    if (!objects) {
+      objects = renderChart(sets[name]);
+      rendered.set(name, objects);
+    }
+    return objects;
+  };
+}
+
+/** Effective values: the chart's defaults with `values` merged over them (objects deeply). */
+// biome-ignore lint/suspicious/noExplicitAny: values are walked dynamically
+export function effectiveValues(values: Record<string, unknown>): any {
+  const defaults = parse(readFileSync(path.join(chartDir, 'values.yaml'), 'utf8'));
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === 'object' && v !== null && !Array.isArray(v);
+  const merge = (base: unknown, over: unknown): unknown => {
+    if (!isObject(base) || !isObject(over)) return over;
+    const out = { ...base };
+    for (const [k, v] of Object.entries(over)) out[k] = k in base ? merge(base[k], v) : v;
+    return out;
+  };
+  return merge(defaults, values);
+}
+
+/** A rendered container's env by name: the value, or its valueFrom. */
+// biome-ignore lint/suspicious/noExplicitAny: rendered manifests are walked dynamically
+export function envOf(container: any): Record<string, any> {
+  // biome-ignore lint/suspicious/noExplicitAny: as above
+  return Object.fromEntries(container.env.map((e: any) => [e.name, e.value ?? e.valueFrom]));
+}
 
 /** `helm template` of the chart; throws with helm's message when it fails. */
 export function renderChart(values: Record<string, unknown> = {}, extraArgs: string[] = []): K8sObject[] {
