@@ -6,16 +6,15 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type LeaseTimings, leaseTimingProblems, loadFleetConfig } from '../../src/config/fleet.ts';
 import { LeaseElector } from '../../src/fleet/lease-elector.ts';
 import { KubeApi, type KubeError } from '../../src/kube/api.ts';
 import { microTime } from '../../src/kube/events.ts';
-import { createLogger } from '../../src/log.ts';
 import type { Failure } from '../../src/testing/fake-kube-api-server.ts';
 import { FakeClock, settle, waitFor } from '../support/fake-clock.ts';
 import { type FakeKube, startFakeKube } from '../support/fake-kube-api.ts';
+import { loggerWithLines } from '../support/log-lines.ts';
 
 const NS = 'fleet';
 const LEASE = 'tes-heartbeat-fleet';
@@ -81,16 +80,7 @@ async function world(timings: LeaseTimings = TIMINGS): Promise<World> {
       await writeFile(kubeconfig, kube.server.kubeconfig(NS, { token }));
       const api = KubeApi.load({ kubeconfig });
       cleanups.push(() => api.close());
-      const logs: Record<string, unknown>[] = [];
-      const log = await createLogger(
-        { level: 'debug', format: 'json' },
-        new Writable({
-          write(chunk, _encoding, done) {
-            logs.push(JSON.parse(String(chunk)) as Record<string, unknown>);
-            done();
-          },
-        }),
-      );
+      const { log, lines: logs } = await loggerWithLines();
       const stop = new AbortController();
       // The real KubeApi, observed: the test waits for a candidate's answers before moving time.
       const observed =

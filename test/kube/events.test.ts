@@ -1,13 +1,12 @@
 // The Event writer against the fake API server over HTTPS: what it POSTs passes
 // kube-apiserver's checks for a new events.k8s.io/v1 Event (the fake answers 422 as
 // the real one does when a required field is missing), and a refused write is one warn.
-import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { HealthEvent } from '../../src/heartbeat/health-events.ts';
 import { KubeApi, KubeError } from '../../src/kube/api.ts';
 import { microTime, podEvent, PodEventWriter } from '../../src/kube/events.ts';
-import { createLogger } from '../../src/log.ts';
 import { type FakeKube, startFakeKube } from '../support/fake-kube-api.ts';
+import { loggerWithLines } from '../support/log-lines.ts';
 
 const NS = 'tasks';
 const FAILING: HealthEvent = { reason: 'HeartbeatFailing', type: 'Warning', note: 'HTTP 503' };
@@ -30,16 +29,7 @@ async function setup(): Promise<{
     () => kube.close(),
     () => api.close(),
   );
-  const logs: Record<string, unknown>[] = [];
-  const log = await createLogger(
-    { level: 'debug', format: 'json' },
-    new Writable({
-      write(chunk, _encoding, done) {
-        logs.push(JSON.parse(String(chunk)) as Record<string, unknown>);
-        done();
-      },
-    }),
-  );
+  const { log, lines: logs } = await loggerWithLines();
   const writer = new PodEventWriter({
     api,
     log,
