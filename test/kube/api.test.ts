@@ -9,7 +9,7 @@ import { FakeKubeApiServer } from '../../src/testing/fake-kube-api-server.ts';
 import { jobFailedCount, owningJobName } from '../../src/kube/job.ts';
 import { readUntilAnswered } from '../../src/kube/read-retry.ts';
 import { FakeClock, waitFor } from '../support/fake-clock.ts';
-import { type FakeKube, startFakeKube, testPod, testTls } from '../support/fake-kube-api.ts';
+import { type FakeKube, kubeFailure, startFakeKube, testPod, testTls } from '../support/fake-kube-api.ts';
 
 const call = { timeoutMs: 5_000 };
 
@@ -40,15 +40,6 @@ function exposes(error: unknown, secret: string): boolean {
     String((err.cause as Error)?.stack),
   ];
   return texts.some((text) => text?.includes(secret));
-}
-
-async function failure(promise: Promise<unknown>): Promise<KubeError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(KubeError);
-  return error as KubeError;
 }
 
 describe('KubeApi reads over HTTPS', () => {
@@ -90,7 +81,7 @@ describe('KubeApi reads over HTTPS', () => {
   });
 
   it('turns a Status answer into a KubeError with status, reason and path', async () => {
-    const notFound = await failure(api.getPod('tasks', 'nope', call));
+    const notFound = await kubeFailure(api.getPod('tasks', 'nope', call));
     expect(notFound).toMatchObject({
       code: 'KUBE_HTTP',
       status: 404,
@@ -101,7 +92,7 @@ describe('KubeApi reads over HTTPS', () => {
 
     kube.server.forbid('nodes');
     try {
-      const forbidden = await failure(api.getNode('node-1', call));
+      const forbidden = await kubeFailure(api.getNode('node-1', call));
       expect(forbidden).toMatchObject({ status: 403, reason: 'Forbidden', path: '/api/v1/nodes/node-1' });
     } finally {
       kube.server.allow('nodes');
@@ -114,10 +105,10 @@ describe('KubeApi reads over HTTPS', () => {
     kube.server.failNext({ path: /task-pod$/ }, 'drop');
     kube.server.failNext({ path: /task-pod$/ }, 'hang');
     const errors = [
-      await failure(api.getPod('tasks', 'task-pod', call)),
-      await failure(api.getPod('tasks', 'task-pod', call)),
-      await failure(api.getPod('tasks', 'task-pod', { timeoutMs: 150 })),
-      await failure(api.getPod('tasks', 'nope', call)),
+      await kubeFailure(api.getPod('tasks', 'task-pod', call)),
+      await kubeFailure(api.getPod('tasks', 'task-pod', call)),
+      await kubeFailure(api.getPod('tasks', 'task-pod', { timeoutMs: 150 })),
+      await kubeFailure(api.getPod('tasks', 'nope', call)),
     ];
     expect(errors.map((e) => e.code)).toEqual(['KUBE_HTTP', 'KUBE_NETWORK', 'KUBE_TIMEOUT', 'KUBE_HTTP']);
     for (const error of errors) expect(exposes(error, token)).toBe(false);
@@ -126,7 +117,7 @@ describe('KubeApi reads over HTTPS', () => {
     try {
       const wrong = path.join(dir, 'wrong');
       await writeFile(wrong, kube.server.kubeconfig().replace(token, 'not-the-token'));
-      const unauthorized = await failure(
+      const unauthorized = await kubeFailure(
         KubeApi.load({ kubeconfig: wrong }).getPod('tasks', 'task-pod', call),
       );
       expect(unauthorized).toMatchObject({ status: 401, reason: 'Unauthorized' });
@@ -148,7 +139,7 @@ describe('KubeApi reads over HTTPS', () => {
 
   it('bounds a call by its timeout and honours the caller signal', async () => {
     kube.server.failNext({ path: '/api/v1/nodes/node-1' }, 'hang');
-    const timedOut = await failure(api.getNode('node-1', { timeoutMs: 100 }));
+    const timedOut = await kubeFailure(api.getNode('node-1', { timeoutMs: 100 }));
     expect(timedOut.code).toBe('KUBE_TIMEOUT');
 
     kube.server.failNext({ path: '/api/v1/nodes/node-1' }, 'hang');
@@ -158,7 +149,7 @@ describe('KubeApi reads over HTTPS', () => {
     const pending = api.getNode('node-1', { timeoutMs: 10_000, signal: controller.signal });
     await waitFor(() => count() > before);
     controller.abort();
-    expect((await failure(pending)).code).toBe('KUBE_ABORTED');
+    expect((await kubeFailure(pending)).code).toBe('KUBE_ABORTED');
   });
 
   it('reports a missing kubeconfig file as KUBE_CONFIG', () => {
@@ -209,7 +200,7 @@ describe('KubeApi.watch', () => {
     );
     kube.server.forbid('nodes');
     try {
-      const forbidden = await failure(api.watch('/api/v1/nodes', {}, options));
+      const forbidden = await kubeFailure(api.watch('/api/v1/nodes', {}, options));
       expect(forbidden).toMatchObject({ status: 403, code: 'KUBE_HTTP' });
       expect(forbidden.path).toBe('/api/v1/nodes?watch=true');
     } finally {

@@ -3,9 +3,9 @@
 // Conflict, a second create with 409 AlreadyExists, a missing Lease is 404, and the
 // Lease validation answers 422 — each as a KubeError with its status and reason.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KubeApi, KubeError } from '../../src/kube/api.ts';
+import { KubeApi } from '../../src/kube/api.ts';
 import type { Lease } from '../../src/kube/types.ts';
-import { type FakeKube, startFakeKube } from '../support/fake-kube-api.ts';
+import { type FakeKube, kubeFailure, startFakeKube } from '../support/fake-kube-api.ts';
 
 const call = { timeoutMs: 5_000 };
 const NS = 'fleet';
@@ -29,15 +29,6 @@ function lease(name: string, spec: NonNullable<Lease['spec']>, resourceVersion?:
     metadata: { name, namespace: NS, ...(resourceVersion && { resourceVersion }) },
     spec,
   };
-}
-
-async function failure(promise: Promise<unknown>): Promise<KubeError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(KubeError);
-  return error as KubeError;
 }
 
 const SPEC = {
@@ -71,7 +62,7 @@ describe('Leases through KubeApi', () => {
   it('refuses a write carrying a resourceVersion that is no longer current: 409 Conflict', async () => {
     const first = await api.createLease(lease('two', SPEC), call);
     await api.replaceLease({ ...first, spec: { ...first.spec, holderIdentity: 'fleet-b' } }, call);
-    const stale = await failure(api.replaceLease({ ...first, spec: { ...first.spec } }, call));
+    const stale = await kubeFailure(api.replaceLease({ ...first, spec: { ...first.spec } }, call));
     expect(stale).toMatchObject({ code: 'KUBE_HTTP', status: 409, reason: 'Conflict' });
     expect(stale.message).toBe(
       `PUT /apis/coordination.k8s.io/v1/namespaces/${NS}/leases/two: 409 Conflict: Operation cannot be fulfilled on leases.coordination.k8s.io "two": the object has been modified; please apply your changes to the latest version and try again`,
@@ -81,12 +72,12 @@ describe('Leases through KubeApi', () => {
 
   it('refuses a second create (409 AlreadyExists) and answers 404 for a missing lease', async () => {
     await api.createLease(lease('three', SPEC), call);
-    const again = await failure(
+    const again = await kubeFailure(
       api.createLease(lease('three', { ...SPEC, holderIdentity: 'fleet-b' }), call),
     );
     expect(again).toMatchObject({ status: 409, reason: 'AlreadyExists' });
     expect(again.message).toContain('leases.coordination.k8s.io "three" already exists');
-    const missing = await failure(api.getLease(NS, 'nobody', call));
+    const missing = await kubeFailure(api.getLease(NS, 'nobody', call));
     expect(missing).toMatchObject({ status: 404, reason: 'NotFound' });
     expect(missing.message).toContain('leases.coordination.k8s.io "nobody" not found');
   });
@@ -103,19 +94,19 @@ describe('Leases through KubeApi', () => {
       message: 'spec.leaseTransitions: Invalid value: -1: must be greater than or equal to 0',
     },
   ])('validates as kube-apiserver does: $desc is 422 Invalid', async ({ spec, message }) => {
-    const invalid = await failure(api.createLease(lease('four', spec), call));
+    const invalid = await kubeFailure(api.createLease(lease('four', spec), call));
     expect(invalid).toMatchObject({ status: 422, reason: 'Invalid' });
     expect(invalid.message).toContain(`Lease.coordination.k8s.io "four" is invalid: ${message}`);
   });
 
   it('refuses an update without a resourceVersion and a renewTime that is not a MicroTime', async () => {
     await api.createLease(lease('five', SPEC), call);
-    const unconditional = await failure(api.replaceLease(lease('five', SPEC), call));
+    const unconditional = await kubeFailure(api.replaceLease(lease('five', SPEC), call));
     expect(unconditional).toMatchObject({ status: 422, reason: 'Invalid' });
     expect(unconditional.message).toContain(
       'metadata.resourceVersion: Invalid value: 0: must be specified for an update',
     );
-    const millis = await failure(
+    const millis = await kubeFailure(
       api.createLease(lease('six', { ...SPEC, renewTime: '2026-12-07T20:00:00.123Z' }), call),
     );
     expect(millis).toMatchObject({ status: 400, reason: 'BadRequest' });

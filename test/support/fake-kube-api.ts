@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { KubeError } from '../../src/kube/api.ts';
 import {
   FakeKubeApiServer,
   type FakeKubeApiOptions,
@@ -115,4 +116,16 @@ export const COMPLETED = {
 /** A container's status as the kubelet reports it. */
 export function containerStatus(name: string, state: object = RUNNING): KubeObject {
   return { name, ready: true, restartCount: 0, image: 'busybox', imageID: '', state };
+}
+
+/** The KubeError a call must fail with (a test fails on a success or on another error). */
+export async function kubeFailure(promise: Promise<unknown>): Promise<KubeError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!(error instanceof KubeError)) {
+    throw new Error(`expected a KubeError, got ${error === undefined ? 'a success' : String(error)}`);
+  }
+  return error;
 }
