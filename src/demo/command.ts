@@ -2,19 +2,13 @@
 // for the Kubernetes API run in this process; the real agent runs as a child
 // process, exactly as in a pod, and each heartbeat is printed as the emulator
 // receives it.
-import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { EXIT_INTERNAL, EXIT_OK, reportInvalid } from '../cli/exit.ts';
 import { formatDuration } from '../config/duration.ts';
 import { duration, flagBoolean, helpText, parseSettings } from '../config/settings.ts';
-import { startEmulator } from '../emulator/server.ts';
-import { FakeKubeApiServer } from '../testing/fake-kube-api-server.ts';
-import { TesClient } from '../tes/client.ts';
 import type { HeartbeatTaskRunRequest } from '../tes/types.gen.ts';
 import { describe, elapsed, out, untilSignal } from './print.ts';
-import { job, kubeNow, NAMESPACE, node, POD_NAME, stages } from './scenario.ts';
+import { kubeNow, NAMESPACE, POD_NAME, stages } from './scenario.ts';
+import { startChild, startStandIns } from './stand-ins.ts';
 
 /** The demo's own timeline ends after about 7 s; past this, something hangs. */
 const DEFAULT_TIME_LIMIT = '60s';
@@ -55,55 +49,30 @@ export async function run(argv: string[]): Promise<number> {
   const { keep, timeout: timeLimitMs } = parsed.values;
   if (parsed.values.fleet) return (await import('./fleet-demo.ts')).runFleetDemo({ keep, timeLimitMs });
 
-  const emulator = await startEmulator({ host: '127.0.0.1', port: 0 });
-  const kube = await FakeKubeApiServer.start({ host: '127.0.0.1' });
-  const dir = await mkdtemp(path.join(tmpdir(), 'tes-heartbeat-demo-'));
+  const standIns = await startStandIns();
+  const { emulator, kube, tes } = standIns;
   try {
-    const kubeconfig = path.join(dir, 'kubeconfig');
-    await writeFile(kubeconfig, kube.kubeconfig(NAMESPACE), { mode: 0o600 });
-    const tes = new TesClient({ baseUrl: emulator.url, timeoutMs: 5_000 });
     const created = await tes.createTaskRun({ name: 'demo: bwa mem', description: 'tes-heartbeat demo run' });
     const runId = created.id as string;
-    out(`TES emulator ${emulator.url}, Kubernetes stand-in ${kube.url}`);
     out(`run ${runId} created: ${created.status}`);
 
-    kube.set('nodes', node);
-    kube.set('jobs', job);
     const script = stages();
     const startedAt = kubeNow();
     kube.set('pods', (script[0] as (typeof script)[0]).pod(startedAt));
 
-    const agent = spawn(process.execPath, [process.argv[1] as string, 'agent'], {
-      stdio: ['ignore', 'ignore', 'inherit'],
-      env: {
-        PATH: process.env.PATH,
-        TES_URL: emulator.url,
-        TES_RUN_ID: runId,
-        TES_NONCE: NONCE,
-        POD_NAME,
-        POD_NAMESPACE: NAMESPACE,
-        KUBECONFIG: kubeconfig,
-        HEARTBEAT_INTERVAL: '2s',
-        HEARTBEAT_MIN_GAP: '250ms',
-        HTTP_ADDR: 'off',
-        LOG_LEVEL: 'warn',
-      },
+    // Ctrl-C during the demo ends it, --keep or not.
+    const agent = startChild('agent', standIns, {
+      TES_RUN_ID: runId,
+      TES_NONCE: NONCE,
+      POD_NAME,
+      POD_NAMESPACE: NAMESPACE,
     });
-    const exited = new Promise<number | null>((resolve) => agent.on('exit', (code) => resolve(code)));
     // An overall time limit: a demo that hangs fails clearly instead (the agent is killed).
     let timedOut = false;
     const limit = setTimeout(() => {
       timedOut = true;
-      agent.kill('SIGKILL');
+      agent.process.kill('SIGKILL');
     }, timeLimitMs);
-    // Ctrl-C during the demo ends it, --keep or not.
-    let interrupted = false;
-    const stop = () => {
-      interrupted = true;
-      agent.kill('SIGTERM');
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
 
     const t0 = Date.now();
     const timers = script.slice(1).map((stage) =>
@@ -120,17 +89,15 @@ export async function run(argv: string[]): Promise<number> {
       for (; printed < beats.length; printed++)
         out(`${elapsed(t0)}  ${describe(printed + 1, beats[printed] as HeartbeatTaskRunRequest)}`);
     }, 20);
-    const code = await exited;
+    const code = await agent.exited;
     clearTimeout(limit);
     for (const timer of timers) clearTimeout(timer);
     clearInterval(printer);
     const beats = emulator.heartbeats(runId);
     for (; printed < beats.length; printed++)
       out(`${elapsed(t0)}  ${describe(printed + 1, beats[printed] as HeartbeatTaskRunRequest)}`);
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
+    agent.release();
     if (timedOut) {
-      await tes.close();
       process.stderr.write(
         `tes-heartbeat demo: no final heartbeat within ${formatDuration(timeLimitMs)}; the agent was stopped\n`,
       );
@@ -141,16 +108,14 @@ export async function run(argv: string[]): Promise<number> {
     out(
       `agent exited with ${code}; run ${runId}: ${final.status}${final.statusDetails ? ` (${final.statusDetails})` : ''}`,
     );
-    await tes.close();
     if (!keep) out('to look at this run in a browser: tes-heartbeat demo --keep');
-    else if (!interrupted) {
+    else if (!agent.interrupted()) {
       out(`web page: ${emulator.url}/ui/runs/${encodeURIComponent(runId)} (every run: ${emulator.url}/)`);
       out('the emulator keeps serving; Ctrl-C stops it');
       await untilSignal();
     }
     return code === 0 && beats.at(-1)?.lastHeartbeat === true ? EXIT_OK : EXIT_INTERNAL;
   } finally {
-    await Promise.allSettled([emulator.close(), kube.close()]);
-    await rm(dir, { recursive: true, force: true });
+    await standIns.close();
   }
 }
