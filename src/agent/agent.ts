@@ -72,7 +72,7 @@ export class Agent {
       timeoutMs: config.timeoutMs,
       clock: deps.clock,
       secrets: deps.secrets,
-      ...(config.ca ? { ca: config.ca } : {}),
+      ca: config.ca,
     });
     const tokens = new TokenSource({
       log: deps.log,

@@ -19,13 +19,11 @@
 import type { Clock } from '../clock.ts';
 import type { Secrets } from '../secrets.ts';
 import { Limiter } from '../limiter.ts';
-import { TesClient } from '../tes/client.ts';
+import { TesClient, type TesClientOptions } from '../tes/client.ts';
 import type { HeartbeatTaskRunRequest, TaskRunHeartbeat } from '../tes/types.gen.ts';
 
-export interface FleetTesOptions {
-  baseUrl: URL;
-  timeoutMs: number;
-  ca?: string | undefined;
+/** The TES client's settings (one pool for every run), with the fleet's own. */
+export interface FleetTesOptions extends TesClientOptions {
   clock: Clock;
   secrets: Secrets;
   maxInFlight: number;
@@ -44,15 +42,10 @@ export class FleetTes {
   private readonly runs: () => number;
 
   constructor(options: FleetTesOptions) {
-    this.inFlight = new Limiter(options.maxInFlight);
-    this.runs = options.runs;
-    this.client = new TesClient({
-      baseUrl: options.baseUrl,
-      timeoutMs: options.timeoutMs,
-      clock: options.clock,
-      secrets: options.secrets,
-      ...(options.ca ? { ca: options.ca } : {}),
-    });
+    const { maxInFlight, runs, ...client } = options;
+    this.inFlight = new Limiter(maxInFlight);
+    this.runs = runs;
+    this.client = new TesClient(client);
   }
 
   /** Requests in flight now (for tests and the benchmark). */

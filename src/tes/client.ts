@@ -28,8 +28,8 @@ export interface TesClientOptions {
   baseUrl: URL | string;
   /** Limit for one HTTP attempt, from dialling to the last byte of the body. */
   timeoutMs: number;
-  /** Extra PEM bundle trusted in addition to the system CAs. */
-  ca?: string;
+  /** Extra PEM bundle trusted in addition to the system CAs (none: undefined). */
+  ca?: string | undefined;
   clock?: Clock;
   /** Scrubs the TES's own words (error messages, raw bodies) before they enter a TesError. */
   secrets?: Secrets;
