@@ -4,8 +4,14 @@
 // names wrongly, or a value the fleet refuses, shows up here as a process that exits 2.
 import { describe, expect, test } from 'vitest';
 import { waitFor } from '../support/fake-clock.ts';
-import { COMPLETED, containerStatus, type KubeObject, RUNNING } from '../support/fake-kube-api.ts';
-import { fleetPod, fleetWorlds, NODE } from '../support/fleet-harness.ts';
+import {
+  COMPLETED_STATUS,
+  fleetPod,
+  fleetWorlds,
+  metaOf,
+  NODE,
+  RUNNING_STATUS,
+} from '../support/fleet-harness.ts';
 import { findOne, type K8sObject, RELEASE, RELEASE_NAMESPACE, renderChart } from '../support/helm-chart.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: rendered manifests are walked dynamically
@@ -50,11 +56,6 @@ function kubeletEnv(container: Any): Record<string, string> {
 const containerOf = (objects: K8sObject[], kind: string, name: string): Any =>
   (findOne(objects, kind, name, RELEASE_NAMESPACE) as Any).spec.template.spec.containers[0];
 
-const running = { phase: 'Running', containerStatuses: [containerStatus('main', RUNNING)] };
-const completed = { phase: 'Succeeded', containerStatuses: [containerStatus('main', COMPLETED)] };
-const meta = (pod: KubeObject | undefined) =>
-  (pod?.metadata ?? {}) as { finalizers?: string[]; annotations?: Record<string, string> };
-
 describe.each([
   ['node', 'DaemonSet'],
   ['cluster', 'Deployment'],
@@ -65,9 +66,9 @@ describe.each([
     expect(container.args).toEqual(['fleet']);
     const w = await world();
     const { server } = w.kube;
-    server.set('pods', fleetPod({ name: 'a', namespace: 'tasks', status: running }));
-    server.set('pods', fleetPod({ name: 'b', namespace: 'imaging', status: running }));
-    server.set('pods', fleetPod({ name: 'c', namespace: 'elsewhere', status: running }));
+    server.set('pods', fleetPod({ name: 'a', namespace: 'tasks', status: RUNNING_STATUS }));
+    server.set('pods', fleetPod({ name: 'b', namespace: 'imaging', status: RUNNING_STATUS }));
+    server.set('pods', fleetPod({ name: 'c', namespace: 'elsewhere', status: RUNNING_STATUS }));
     const fleet = await w.fleet(kubeletEnv(container));
     await waitFor(
       () => w.beats('run-a').length > 0 && w.beats('run-b').length > 0,
@@ -77,15 +78,15 @@ describe.each([
     expect(new Set(w.tes.requests.map((r) => r.authorization))).toEqual(new Set([`Bearer ${TOKEN}`]));
     expect(w.beats('run-c')).toEqual([]);
     expect((await fleet.get('/readyz')).status).toBe(200);
-    expect(meta(server.get('pods', 'tasks', 'a')).finalizers).toContain(FINALIZER);
+    expect(metaOf(server.get('pods', 'tasks', 'a')).finalizers).toContain(FINALIZER);
     // The task ends: one final, the mark, the finalizer gone in the same patch.
-    server.set('pods', { ...server.get('pods', 'tasks', 'a'), status: completed });
+    server.set('pods', { ...server.get('pods', 'tasks', 'a'), status: COMPLETED_STATUS });
     await waitFor(
-      () => meta(server.get('pods', 'tasks', 'a')).annotations?.[FINALIZER]?.endsWith(' sent'),
+      () => metaOf(server.get('pods', 'tasks', 'a')).annotations?.[FINALIZER]?.endsWith(' sent'),
       10_000,
       'final heartbeat marked',
     );
-    expect(meta(server.get('pods', 'tasks', 'a')).finalizers ?? []).not.toContain(FINALIZER);
+    expect(metaOf(server.get('pods', 'tasks', 'a')).finalizers ?? []).not.toContain(FINALIZER);
     expect(w.beats('run-a').filter((b) => b.lastHeartbeat)).toHaveLength(1);
   });
 });
@@ -101,7 +102,7 @@ test("the uninstall hook Job's command and settings release every pod still held
     ['held-1', 'tasks'],
     ['held-2', 'imaging'],
   ] as const) {
-    const pod = fleetPod({ name, namespace, status: running });
+    const pod = fleetPod({ name, namespace, status: RUNNING_STATUS });
     pod.metadata = { ...pod.metadata, finalizers: [FINALIZER] };
     server.set('pods', pod);
   }
@@ -111,6 +112,6 @@ test("the uninstall hook Job's command and settings release every pod still held
     ['held-1', 'tasks'],
     ['held-2', 'imaging'],
   ] as const)
-    expect(meta(server.get('pods', namespace, name)).finalizers ?? [], name).toEqual([]);
+    expect(metaOf(server.get('pods', namespace, name)).finalizers ?? [], name).toEqual([]);
   expect(w.tes.requests).toEqual([]);
 });

@@ -10,8 +10,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { waitFor } from '../support/fake-clock.ts';
-import { COMPLETED, containerStatus, RUNNING } from '../support/fake-kube-api.ts';
-import { type FleetProcess, type FleetWorld, fleetPod, fleetWorlds } from '../support/fleet-harness.ts';
+import {
+  COMPLETED_STATUS,
+  fleetPod,
+  type FleetProcess,
+  type FleetWorld,
+  fleetWorlds,
+  RUNNING_STATUS,
+} from '../support/fleet-harness.ts';
 
 const world = fleetWorlds();
 const NS = 'fleet';
@@ -28,8 +34,6 @@ const TEST_TIMEOUT = 20_000 + 3 * D;
 const INTERVAL = 1_000;
 /** Slack for a loaded two-core machine: process scheduling, not the algorithm. */
 const SLACK = 1_000;
-const running = { phase: 'Running', containerStatuses: [containerStatus('main', RUNNING)] };
-const completed = { phase: 'Succeeded', containerStatuses: [containerStatus('main', COMPLETED)] };
 const LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
 
 interface Member extends FleetProcess {
@@ -149,7 +153,8 @@ describe('the per-cluster scope', { timeout: TEST_TIMEOUT }, () => {
   it('one sender at a time; a standby is ready and warm; kill -9 of the leader: a standby takes over within lease duration + 2.5 × retry, runs resume within 2 s, one final per run', async () => {
     const w = await world();
     const c = await cluster(w);
-    for (const name of ['p1', 'p2', 'p3']) w.kube.server.set('pods', fleetPod({ name, status: running }));
+    for (const name of ['p1', 'p2', 'p3'])
+      w.kube.server.set('pods', fleetPod({ name, status: RUNNING_STATUS }));
     const a = await c.start('fleet-a');
     await leading(a);
     const [b, d] = [await c.start('fleet-b'), await c.start('fleet-c')];
@@ -159,7 +164,7 @@ describe('the per-cluster scope', { timeout: TEST_TIMEOUT }, () => {
     expect((await a.get('/metrics')).body).toMatch(/^tes_fleet_leader 1$/m);
     // A run completes under the first leader: its final, then its mark.
     await waitFor(() => w.beats('run-p1').length >= 2, 10_000, 'beats from the leader');
-    w.kube.server.set('pods', fleetPod({ name: 'p1', status: completed }));
+    w.kube.server.set('pods', fleetPod({ name: 'p1', status: COMPLETED_STATUS }));
     await waitFor(() => finalsPerRun(w).get('run-p1') === 1, 10_000, 'the final of p1');
     await waitFor(
       () =>
@@ -201,7 +206,7 @@ describe('the per-cluster scope', { timeout: TEST_TIMEOUT }, () => {
 
     // A run completing under the new leader: exactly one final, from it.
     await waitFor(() => w.beats('run-p2').filter((b) => !b.lastHeartbeat).length >= 1, 5_000, 'p2 again');
-    w.kube.server.set('pods', fleetPod({ name: 'p2', status: completed }));
+    w.kube.server.set('pods', fleetPod({ name: 'p2', status: COMPLETED_STATUS }));
     await waitFor(() => finalsPerRun(w).get('run-p2') === 1, 10_000, 'the final of p2');
     await new Promise((r) => setTimeout(r, 2 * INTERVAL));
 
@@ -222,7 +227,7 @@ describe('the per-cluster scope', { timeout: TEST_TIMEOUT }, () => {
   it('SIGTERM: the leader releases the lease and exits 0; a standby takes over within about two retry periods', async () => {
     const w = await world();
     const c = await cluster(w);
-    w.kube.server.set('pods', fleetPod({ name: 'p1', status: running }));
+    w.kube.server.set('pods', fleetPod({ name: 'p1', status: RUNNING_STATUS }));
     const a = await c.start('fleet-a');
     await leading(a);
     const b = await c.start('fleet-b');
@@ -260,14 +265,14 @@ describe('the per-cluster scope', { timeout: TEST_TIMEOUT }, () => {
   it('SIGTERM with a final in flight: the leader finishes it and its mark, then releases; the standby sends no second final', async () => {
     const w = await world();
     const c = await cluster(w);
-    w.kube.server.set('pods', fleetPod({ name: 'p1', status: running }));
+    w.kube.server.set('pods', fleetPod({ name: 'p1', status: RUNNING_STATUS }));
     const a = await c.start('fleet-a');
     await leading(a);
     const b = await c.start('fleet-b');
     await ready(b);
     await waitFor(() => w.beats('run-p1').length >= 1, 10_000, 'beats');
     w.tes.setRunReply('run-p1', { status: 200, body: {}, afterMs: 1_500 });
-    w.kube.server.set('pods', fleetPod({ name: 'p1', status: completed }));
+    w.kube.server.set('pods', fleetPod({ name: 'p1', status: COMPLETED_STATUS }));
     await waitFor(() => finalsPerRun(w).get('run-p1') === 1, 10_000, 'the final arrives');
     a.child.kill('SIGTERM'); // while the TES has not answered it yet
     await waitFor(() => c.holder() === 'fleet-b', 10_000, 'fleet-b holds the lease');
@@ -295,7 +300,7 @@ describe('the per-cluster scope', { timeout: TEST_TIMEOUT }, () => {
   it('a leader cut off from the API server falls silent before the standby sends anything', async () => {
     const w = await world();
     const c = await cluster(w);
-    for (const name of ['p1', 'p2']) w.kube.server.set('pods', fleetPod({ name, status: running }));
+    for (const name of ['p1', 'p2']) w.kube.server.set('pods', fleetPod({ name, status: RUNNING_STATUS }));
     const a = await c.start('fleet-a');
     await leading(a);
     const b = await c.start('fleet-b');
@@ -330,15 +335,15 @@ describe('the per-cluster scope', { timeout: TEST_TIMEOUT }, () => {
     const c = await cluster(w);
     w.kube.server.set('nodes', { metadata: { name: 'node-2' } });
     w.kube.server.setNodeReady('node-2', 'True');
-    w.kube.server.set('pods', fleetPod({ name: 'here', status: running }));
-    w.kube.server.set('pods', fleetPod({ name: 'lost', nodeName: 'node-2', status: running }));
+    w.kube.server.set('pods', fleetPod({ name: 'here', status: RUNNING_STATUS }));
+    w.kube.server.set('pods', fleetPod({ name: 'lost', nodeName: 'node-2', status: RUNNING_STATUS }));
     const a = await c.start('fleet-a');
     await leading(a);
     await waitFor(() => w.beats('run-lost').length >= 1, 10_000, 'beats on node-2');
     w.kube.server.setNodeReady('node-2', 'Unknown');
     await said(a, 'node lost (Ready Unknown): nothing is sent for its pods');
     const lostAt = performance.now();
-    w.kube.server.set('pods', fleetPod({ name: 'lost', nodeName: 'node-2', status: completed }));
+    w.kube.server.set('pods', fleetPod({ name: 'lost', nodeName: 'node-2', status: COMPLETED_STATUS }));
     await new Promise((r) => setTimeout(r, 3 * INTERVAL));
     expect(w.tes.requests.filter((r) => r.runId === 'run-lost' && r.at > lostAt)).toEqual([]);
     expect(
@@ -358,7 +363,7 @@ describe('the per-cluster scope', { timeout: TEST_TIMEOUT }, () => {
       const dir = await mkdtemp(path.join(tmpdir(), 'faketime-'));
       const offset = path.join(dir, 'offset');
       await writeFile(offset, '+0');
-      w.kube.server.set('pods', fleetPod({ name: 'p1', status: running }));
+      w.kube.server.set('pods', fleetPod({ name: 'p1', status: RUNNING_STATUS }));
       const a = await c.start('fleet-a', {
         LD_PRELOAD: LIBFAKETIME,
         FAKETIME_TIMESTAMP_FILE: offset,

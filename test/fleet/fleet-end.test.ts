@@ -4,34 +4,30 @@
 // fleet finals the pods completed meanwhile and leaves marked ones alone.
 import { describe, expect, it } from 'vitest';
 import { waitFor } from '../support/fake-clock.ts';
-import { COMPLETED, containerStatus, type KubeObject, RUNNING } from '../support/fake-kube-api.ts';
-import { fleetPod, fleetWorlds } from '../support/fleet-harness.ts';
+import { containerStatus } from '../support/fake-kube-api.ts';
+import { COMPLETED_STATUS, fleetPod, fleetWorlds, markOf, RUNNING_STATUS } from '../support/fleet-harness.ts';
 
 const world = fleetWorlds();
-const running = { phase: 'Running', containerStatuses: [containerStatus('main', RUNNING)] };
-const completed = { phase: 'Succeeded', containerStatuses: [containerStatus('main', COMPLETED)] };
 const MARK = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ (sent|failed)$/;
-const mark = (pod: KubeObject | undefined) =>
-  (pod?.metadata?.annotations as Record<string, string> | undefined)?.['tes-heartbeat/final-heartbeat'];
 
 describe('the end of a run', () => {
   it('a completed pod gets exactly one final heartbeat at once, then the mark; nothing after', async () => {
     const w = await world();
     const { server } = w.kube;
-    server.set('pods', fleetPod({ name: 'a', status: running }));
+    server.set('pods', fleetPod({ name: 'a', status: RUNNING_STATUS }));
     const fleet = await w.fleet({ HEARTBEAT_INTERVAL: '500ms' });
     await waitFor(() => w.beats('run-a').length >= 1, 10_000, 'first beat');
-    server.set('pods', fleetPod({ name: 'a', status: completed }));
-    await waitFor(() => mark(server.get('pods', 'tasks', 'a')) !== undefined, 10_000, 'the mark');
-    expect(mark(server.get('pods', 'tasks', 'a'))).toMatch(MARK);
-    expect(mark(server.get('pods', 'tasks', 'a'))).toMatch(/ sent$/);
+    server.set('pods', fleetPod({ name: 'a', status: COMPLETED_STATUS }));
+    await waitFor(() => markOf(server.get('pods', 'tasks', 'a')) !== undefined, 10_000, 'the mark');
+    expect(markOf(server.get('pods', 'tasks', 'a'))).toMatch(MARK);
+    expect(markOf(server.get('pods', 'tasks', 'a'))).toMatch(/ sent$/);
     const finals = w.beats('run-a').filter((b) => b.lastHeartbeat);
     expect(finals).toHaveLength(1);
     expect(finals[0]?.containerStatus?.[0]?.state?.terminated?.exitCode).toBe(0);
     // The pod lingers (a Job keeps it) and changes: no heartbeat for a marked run, ever.
     const count = w.beats('run-a').length;
     server.set('pods', {
-      ...fleetPod({ name: 'a', status: completed }),
+      ...fleetPod({ name: 'a', status: COMPLETED_STATUS }),
       metadata: {
         ...server.get('pods', 'tasks', 'a')?.metadata,
         labels: { 'tes-heartbeat/fleet': 'true', x: '1' },
@@ -66,7 +62,7 @@ describe('the end of a run', () => {
       ],
     };
     // OnFailure: a container that exited 3 will be restarted, so the pod is not complete yet.
-    const pod = fleetPod({ name: 'd', status: running });
+    const pod = fleetPod({ name: 'd', status: RUNNING_STATUS });
     (pod.spec as { restartPolicy: string }).restartPolicy = 'OnFailure';
     server.set('pods', pod);
     await w.fleet();
@@ -85,10 +81,10 @@ describe('the end of a run', () => {
   it('a pod that leaves the selection (label removed) is no longer heartbeated and gets no final', async () => {
     const w = await world();
     const { server } = w.kube;
-    server.set('pods', fleetPod({ name: 'l', status: running }));
+    server.set('pods', fleetPod({ name: 'l', status: RUNNING_STATUS }));
     await w.fleet({ HEARTBEAT_INTERVAL: '300ms' });
     await waitFor(() => w.beats('run-l').length >= 2, 10_000, 'two beats');
-    server.set('pods', fleetPod({ name: 'l', labels: { other: 'x' }, status: running }));
+    server.set('pods', fleetPod({ name: 'l', labels: { other: 'x' }, status: RUNNING_STATUS }));
     await waitFor(
       () => server.requests.some((r) => r.method === 'GET' && r.path === '/api/v1/namespaces/tasks/pods/l'),
       5_000,
@@ -99,19 +95,19 @@ describe('the end of a run', () => {
     await new Promise((r) => setTimeout(r, 1_000));
     expect(w.beats('run-l')).toHaveLength(count);
     expect(w.beats('run-l').some((b) => b.lastHeartbeat)).toBe(false);
-    expect(mark(server.get('pods', 'tasks', 'l'))).toBeUndefined();
+    expect(markOf(server.get('pods', 'tasks', 'l'))).toBeUndefined();
   });
 
   it('after a restart: pods completed meanwhile get their one final; marked pods get nothing', async () => {
     const w = await world();
     const { server } = w.kube;
-    server.set('pods', fleetPod({ name: 'p1', status: running }));
-    server.set('pods', fleetPod({ name: 'p2', status: running }));
+    server.set('pods', fleetPod({ name: 'p1', status: RUNNING_STATUS }));
+    server.set('pods', fleetPod({ name: 'p2', status: RUNNING_STATUS }));
     server.set(
       'pods',
       fleetPod({
         name: 'p3',
-        status: completed,
+        status: COMPLETED_STATUS,
         annotations: { 'tes-heartbeat/final-heartbeat': '2026-11-29T10:00:00Z sent' },
       }),
     );
@@ -123,10 +119,10 @@ describe('the end of a run', () => {
     );
     first.child.kill('SIGKILL'); // a crash: no chance to do anything more
     await first.exited;
-    server.set('pods', fleetPod({ name: 'p1', status: completed }));
+    server.set('pods', fleetPod({ name: 'p1', status: COMPLETED_STATUS }));
     const before = w.tes.requests.length;
     const second = await w.fleet();
-    await waitFor(() => mark(server.get('pods', 'tasks', 'p1')) !== undefined, 10_000, 'p1 marked');
+    await waitFor(() => markOf(server.get('pods', 'tasks', 'p1')) !== undefined, 10_000, 'p1 marked');
     await waitFor(() => w.beats('run-p2').length > 1, 10_000, 'p2 beats again');
     const after = w.tes.requests.slice(before);
     expect(after.filter((r) => r.runId === 'run-p1').map((r) => r.body.lastHeartbeat)).toEqual([true]);

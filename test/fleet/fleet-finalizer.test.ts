@@ -2,35 +2,37 @@
 // SIGTERM (contract: Fleet mode, The end of a run; The fleet's own end).
 import { describe, expect, it } from 'vitest';
 import { waitFor } from '../support/fake-clock.ts';
-import { COMPLETED, containerStatus, type KubeObject, RUNNING } from '../support/fake-kube-api.ts';
-import { fleetPod, fleetWorlds } from '../support/fleet-harness.ts';
+import type { KubeObject } from '../support/fake-kube-api.ts';
+import {
+  COMPLETED_STATUS,
+  fleetPod,
+  fleetWorlds,
+  markOf,
+  metaOf,
+  RUNNING_STATUS,
+} from '../support/fleet-harness.ts';
 
 const world = fleetWorlds();
 const FINALIZER = 'tes-heartbeat/final-heartbeat';
-const running = { phase: 'Running', containerStatuses: [containerStatus('main', RUNNING)] };
-const completed = { phase: 'Succeeded', containerStatuses: [containerStatus('main', COMPLETED)] };
-const meta = (pod: KubeObject | undefined) =>
-  (pod?.metadata ?? {}) as { finalizers?: string[]; annotations?: Record<string, string> };
-const mark = (pod: KubeObject | undefined) => meta(pod).annotations?.['tes-heartbeat/final-heartbeat'];
 
 describe('FLEET_FINALIZER', () => {
   it('holds a pod deleted while no fleet runs until a fleet has sent its final, then releases it', async () => {
     const w = await world();
     const { server } = w.kube;
-    server.set('pods', fleetPod({ name: 'f', status: running }));
+    server.set('pods', fleetPod({ name: 'f', status: RUNNING_STATUS }));
     const first = await w.fleet({ FLEET_FINALIZER: 'on' });
     await waitFor(
-      () => meta(server.get('pods', 'tasks', 'f')).finalizers?.includes(FINALIZER),
+      () => metaOf(server.get('pods', 'tasks', 'f')).finalizers?.includes(FINALIZER),
       10_000,
       'finalizer added',
     );
     first.child.kill('SIGKILL');
     await first.exited;
     // The task ends and the pod is deleted while no fleet runs: the finalizer keeps its last state.
-    server.set('pods', { ...server.get('pods', 'tasks', 'f'), status: completed });
+    server.set('pods', { ...server.get('pods', 'tasks', 'f'), status: COMPLETED_STATUS });
     server.delete('pods', 'tasks', 'f');
     const held = server.get('pods', 'tasks', 'f');
-    expect(meta(held).finalizers).toContain(FINALIZER);
+    expect(metaOf(held).finalizers).toContain(FINALIZER);
     await w.fleet({ FLEET_FINALIZER: 'on' });
     await waitFor(() => server.get('pods', 'tasks', 'f') === undefined, 10_000, 'the pod released and gone');
     const finals = w.beats('run-f').filter((b) => b.lastHeartbeat);
@@ -41,19 +43,19 @@ describe('FLEET_FINALIZER', () => {
   it('releases a pod whose deletion started more than FLEET_FINALIZER_TIMEOUT ago: mark failed, FinalHeartbeatFailed', async () => {
     const w = await world();
     const { server } = w.kube;
-    server.set('pods', fleetPod({ name: 't', status: running }));
+    server.set('pods', fleetPod({ name: 't', status: RUNNING_STATUS }));
     const fleet = await w.fleet({ FLEET_FINALIZER: 'on', FLEET_FINALIZER_TIMEOUT: '1s' });
     await waitFor(
-      () => meta(server.get('pods', 'tasks', 't')).finalizers?.includes(FINALIZER),
+      () => metaOf(server.get('pods', 'tasks', 't')).finalizers?.includes(FINALIZER),
       10_000,
       'finalizer added',
     );
     // A long grace period: the task keeps running, the run goes on, until the timeout releases it.
     server.delete('pods', 'tasks', 't', { gracePeriodSeconds: 3600 });
-    await waitFor(() => mark(server.get('pods', 'tasks', 't')) !== undefined, 10_000, 'the release');
+    await waitFor(() => markOf(server.get('pods', 'tasks', 't')) !== undefined, 10_000, 'the release');
     const pod = server.get('pods', 'tasks', 't');
-    expect(mark(pod)).toMatch(/ failed$/);
-    expect(meta(pod).finalizers ?? []).not.toContain(FINALIZER);
+    expect(markOf(pod)).toMatch(/ failed$/);
+    expect(metaOf(pod).finalizers ?? []).not.toContain(FINALIZER);
     expect(w.beats('run-t').some((b) => b.lastHeartbeat)).toBe(false);
     const event = await waitFor(
       () => server.events.created.find((e) => e.reason === 'FinalHeartbeatFailed'),
@@ -72,28 +74,28 @@ describe("FLEET_FINALIZER beside other controllers' finalizers", () => {
   it('adds and removes only its own, keeping one added meanwhile by another controller', async () => {
     const w = await world();
     const { server } = w.kube;
-    const pod = fleetPod({ name: 'o', status: running });
+    const pod = fleetPod({ name: 'o', status: RUNNING_STATUS });
     pod.metadata = { ...pod.metadata, finalizers: ['example.com/first'] };
     server.set('pods', pod);
     await w.fleet({ FLEET_FINALIZER: 'on' });
     await waitFor(
-      () => meta(server.get('pods', 'tasks', 'o')).finalizers?.includes(FINALIZER),
+      () => metaOf(server.get('pods', 'tasks', 'o')).finalizers?.includes(FINALIZER),
       10_000,
       'finalizer added',
     );
-    expect(meta(server.get('pods', 'tasks', 'o')).finalizers).toEqual(['example.com/first', FINALIZER]);
+    expect(metaOf(server.get('pods', 'tasks', 'o')).finalizers).toEqual(['example.com/first', FINALIZER]);
     // Another controller adds its own; then the task ends.
     const current = server.get('pods', 'tasks', 'o') as KubeObject;
     server.set('pods', {
       ...current,
       metadata: {
         ...current.metadata,
-        finalizers: [...(meta(current).finalizers ?? []), 'example.com/second'],
+        finalizers: [...(metaOf(current).finalizers ?? []), 'example.com/second'],
       },
-      status: completed,
+      status: COMPLETED_STATUS,
     });
-    await waitFor(() => mark(server.get('pods', 'tasks', 'o')) !== undefined, 10_000, 'marked');
-    expect(meta(server.get('pods', 'tasks', 'o')).finalizers).toEqual([
+    await waitFor(() => markOf(server.get('pods', 'tasks', 'o')) !== undefined, 10_000, 'marked');
+    expect(metaOf(server.get('pods', 'tasks', 'o')).finalizers).toEqual([
       'example.com/first',
       'example.com/second',
     ]);
@@ -104,12 +106,13 @@ describe('FLEET_FINALIZER and a run that ends at once', () => {
   it('a pod complete when first seen is held and released in the right order: marked, no finalizer left', async () => {
     const w = await world();
     const { server } = w.kube;
-    for (const n of [1, 2, 3, 4, 5]) server.set('pods', fleetPod({ name: `q${n}`, status: completed }));
+    for (const n of [1, 2, 3, 4, 5])
+      server.set('pods', fleetPod({ name: `q${n}`, status: COMPLETED_STATUS }));
     await w.fleet({ FLEET_FINALIZER: 'on' });
     for (const n of [1, 2, 3, 4, 5]) {
-      await waitFor(() => mark(server.get('pods', 'tasks', `q${n}`)) !== undefined, 10_000, `q${n} marked`);
+      await waitFor(() => markOf(server.get('pods', 'tasks', `q${n}`)) !== undefined, 10_000, `q${n} marked`);
       await waitFor(
-        () => !meta(server.get('pods', 'tasks', `q${n}`)).finalizers?.includes(FINALIZER),
+        () => !metaOf(server.get('pods', 'tasks', `q${n}`)).finalizers?.includes(FINALIZER),
         5_000,
         `q${n} not held`,
       );
@@ -123,7 +126,7 @@ describe('--release-finalizers', () => {
     const w = await world();
     const { server } = w.kube;
     const held = (name: string, annotations: Record<string, string> = {}) => {
-      const pod = fleetPod({ name, status: running, annotations });
+      const pod = fleetPod({ name, status: RUNNING_STATUS, annotations });
       pod.metadata = { ...pod.metadata, finalizers: ['example.com/other', FINALIZER] };
       server.set('pods', pod);
     };
@@ -131,10 +134,10 @@ describe('--release-finalizers', () => {
     held('m', { 'tes-heartbeat/final-heartbeat': '2026-11-29T10:00:00Z sent' });
     const hook = await w.fleet({ FLEET_NAMESPACES: 'tasks' }, ['--release-finalizers']);
     expect((await hook.exited).code).toBe(0);
-    expect(meta(server.get('pods', 'tasks', 'u')).finalizers).toEqual(['example.com/other']);
-    expect(meta(server.get('pods', 'tasks', 'm')).finalizers).toEqual(['example.com/other']);
-    expect(mark(server.get('pods', 'tasks', 'u'))).toMatch(/ failed$/);
-    expect(mark(server.get('pods', 'tasks', 'm'))).toBe('2026-11-29T10:00:00Z sent');
+    expect(metaOf(server.get('pods', 'tasks', 'u')).finalizers).toEqual(['example.com/other']);
+    expect(metaOf(server.get('pods', 'tasks', 'm')).finalizers).toEqual(['example.com/other']);
+    expect(markOf(server.get('pods', 'tasks', 'u'))).toMatch(/ failed$/);
+    expect(markOf(server.get('pods', 'tasks', 'm'))).toBe('2026-11-29T10:00:00Z sent');
     expect(w.tes.requests).toHaveLength(0);
   });
 });
@@ -142,7 +145,7 @@ describe('--release-finalizers', () => {
 describe('SIGTERM', () => {
   it('a SIGTERM as the fleet starts ends it at once, exit 0', async () => {
     const w = await world();
-    w.kube.server.set('pods', fleetPod({ name: 's', status: running }));
+    w.kube.server.set('pods', fleetPod({ name: 's', status: RUNNING_STATUS }));
     const fleet = await w.fleet();
     await fleet.logged('fleet starting');
     fleet.child.kill('SIGTERM');
@@ -153,18 +156,18 @@ describe('SIGTERM', () => {
   it('running runs get no final; a final already due finishes with its mark; exit 0', async () => {
     const w = await world();
     const { server } = w.kube;
-    server.set('pods', fleetPod({ name: 'r', status: running }));
-    server.set('pods', fleetPod({ name: 'c', status: running }));
+    server.set('pods', fleetPod({ name: 'r', status: RUNNING_STATUS }));
+    server.set('pods', fleetPod({ name: 'c', status: RUNNING_STATUS }));
     const fleet = await w.fleet({ FINAL_HEARTBEAT_DEADLINE: '3s' });
     await waitFor(() => w.beats('run-r').length >= 1 && w.beats('run-c').length >= 1, 10_000, 'first beats');
     // run-c's final is slow to be answered: it is due when SIGTERM comes.
     w.tes.setRunReply('run-c', { status: 200, body: {}, afterMs: 1_000 });
-    server.set('pods', fleetPod({ name: 'c', status: completed }));
+    server.set('pods', fleetPod({ name: 'c', status: COMPLETED_STATUS }));
     await waitFor(() => w.beats('run-c').some((b) => b.lastHeartbeat), 5_000, 'the final in flight');
     fleet.child.kill('SIGTERM');
     expect(await fleet.exited).toEqual({ code: 0, signal: null });
-    expect(mark(server.get('pods', 'tasks', 'c'))).toMatch(/ sent$/);
+    expect(markOf(server.get('pods', 'tasks', 'c'))).toMatch(/ sent$/);
     expect(w.beats('run-r').some((b) => b.lastHeartbeat)).toBe(false);
-    expect(mark(server.get('pods', 'tasks', 'r'))).toBeUndefined();
+    expect(markOf(server.get('pods', 'tasks', 'r'))).toBeUndefined();
   });
 });

@@ -4,14 +4,11 @@
 // deletion; a final that hangs at SIGTERM still lets the fleet exit in time.
 import { describe, expect, it } from 'vitest';
 import { waitFor } from '../support/fake-clock.ts';
-import { containerStatus, type KubeObject, RUNNING } from '../support/fake-kube-api.ts';
-import { fleetPod, fleetWorlds, NODE } from '../support/fleet-harness.ts';
+import { containerStatus } from '../support/fake-kube-api.ts';
+import { fleetPod, fleetWorlds, markOf, NODE, RUNNING_STATUS } from '../support/fleet-harness.ts';
 
 const world = fleetWorlds();
-const running = { phase: 'Running', containerStatuses: [containerStatus('main', RUNNING)] };
 const JOB_PATH = '/apis/batch/v1/namespaces/tasks/jobs/job-1';
-const mark = (pod: KubeObject | undefined) =>
-  (pod?.metadata?.annotations as Record<string, string> | undefined)?.['tes-heartbeat/final-heartbeat'];
 
 describe('reads', () => {
   it('reads a Job once for the pods seen together, and the node once', async () => {
@@ -19,7 +16,7 @@ describe('reads', () => {
     const { server } = w.kube;
     server.set('jobs', { metadata: { name: 'job-1', namespace: 'tasks' }, status: { failed: 2 } });
     for (const name of ['a', 'b', 'c'])
-      server.set('pods', fleetPod({ name, owner: { kind: 'Job', name: 'job-1' }, status: running }));
+      server.set('pods', fleetPod({ name, owner: { kind: 'Job', name: 'job-1' }, status: RUNNING_STATUS }));
     await w.fleet();
     await waitFor(
       () => ['a', 'b', 'c'].every((n) => w.beats(`run-${n}`).some((b) => b.jobRetryCount === 2)),
@@ -38,7 +35,10 @@ describe('reads', () => {
     await waitFor(() => fleet.logged('first pod list synced'), 10_000, 'synced');
     server.failNext({ path: JOB_PATH }, 'hang');
     const seenAt = Date.now();
-    server.set('pods', fleetPod({ name: 'j', owner: { kind: 'Job', name: 'job-1' }, status: running }));
+    server.set(
+      'pods',
+      fleetPod({ name: 'j', owner: { kind: 'Job', name: 'job-1' }, status: RUNNING_STATUS }),
+    );
     await waitFor(() => w.beats('run-j').length >= 1, 5_000, 'first beat');
     const waited = Date.now() - seenAt;
     expect(waited).toBeGreaterThanOrEqual(900);
@@ -50,7 +50,7 @@ describe('reads', () => {
   it('a pod missing from a re-list (deleted while the watch was down) gets its final with its last state', async () => {
     const w = await world();
     const { server } = w.kube;
-    server.set('pods', fleetPod({ name: 'gone', status: running }));
+    server.set('pods', fleetPod({ name: 'gone', status: RUNNING_STATUS }));
     const fleet = await w.fleet();
     await waitFor(() => w.beats('run-gone').length >= 1, 10_000, 'first beat');
     server.dropWatches();
@@ -68,7 +68,7 @@ describe('SIGTERM with a final that never answers', () => {
   it('gives the final FINAL_HEARTBEAT_DEADLINE, marks it failed, and exits 0 about a second after', async () => {
     const w = await world();
     const { server } = w.kube;
-    server.set('pods', fleetPod({ name: 'h', status: running }));
+    server.set('pods', fleetPod({ name: 'h', status: RUNNING_STATUS }));
     const fleet = await w.fleet({ FINAL_HEARTBEAT_DEADLINE: '1s', HEARTBEAT_TIMEOUT: '5s' });
     await waitFor(() => w.beats('run-h').length >= 1, 10_000, 'first beat');
     w.tes.setRunReply('run-h', { hang: true });
@@ -87,6 +87,6 @@ describe('SIGTERM with a final that never answers', () => {
     fleet.child.kill('SIGTERM');
     expect(await fleet.exited).toEqual({ code: 0, signal: null });
     expect(Date.now() - signalledAt).toBeLessThan(1_000 + 2_000);
-    expect(mark(server.get('pods', 'tasks', 'h'))).toMatch(/ failed$/);
+    expect(markOf(server.get('pods', 'tasks', 'h'))).toMatch(/ failed$/);
   });
 });

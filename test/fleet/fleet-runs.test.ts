@@ -4,13 +4,12 @@
 import { describe, expect, it } from 'vitest';
 import type { HeartbeatTaskRunRequest } from '../../src/tes/types.gen.ts';
 import { waitFor } from '../support/fake-clock.ts';
-import { containerStatus, type KubeObject, RUNNING } from '../support/fake-kube-api.ts';
-import { FLEET_LABEL, fleetPod, fleetWorlds, NODE } from '../support/fleet-harness.ts';
+import { containerStatus, type KubeObject } from '../support/fake-kube-api.ts';
+import { FLEET_LABEL, fleetPod, fleetWorlds, NODE, RUNNING_STATUS } from '../support/fleet-harness.ts';
 import { startCli } from '../support/agent-harness.ts';
 import { loadNode, loadPod, type PodFixture } from '../support/k8s-fixtures.ts';
 
 const world = fleetWorlds();
-const running = { phase: 'Running', containerStatuses: [containerStatus('main', RUNNING)] };
 const NONCE = 'nonce-of-run-a-5f6e7d';
 const RECYCLED = 'two failed attempts in a row: dialling fresh TES connections';
 
@@ -95,7 +94,7 @@ describe('bodies', () => {
     await waitFor(() => w.beats('run-c').length === 1, 10_000, 'first beat');
     await new Promise((r) => setTimeout(r, 200));
     const changedAt = Date.now();
-    server.set('pods', fleetPod({ name: 'c', status: running }));
+    server.set('pods', fleetPod({ name: 'c', status: RUNNING_STATUS }));
     await waitFor(() => w.beats('run-c').length === 2, 5_000, 'the change');
     expect(Date.now() - changedAt).toBeLessThan(3_000); // the interval is 30 s
     expect(w.beats('run-c')[1]?.containerStatus?.[0]?.state?.running).toBeDefined();
@@ -106,7 +105,8 @@ describe('isolation', () => {
   it("one run's 503s and another's hangs never delay a third run's heartbeats", async () => {
     const w = await world();
     const { server } = w.kube;
-    for (const name of ['good', 'bad', 'slow']) server.set('pods', fleetPod({ name, status: running }));
+    for (const name of ['good', 'bad', 'slow'])
+      server.set('pods', fleetPod({ name, status: RUNNING_STATUS }));
     w.tes.setRunReply('run-bad', {
       status: 503,
       body: { code: 'UNAVAILABLE', message: 'down for this run' },
@@ -136,7 +136,7 @@ describe('isolation', () => {
 
   it("one failing run never makes the others' connections churn (rule 9 per pool)", async () => {
     const w = await world();
-    for (const name of ['good', 'bad']) w.kube.server.set('pods', fleetPod({ name, status: running }));
+    for (const name of ['good', 'bad']) w.kube.server.set('pods', fleetPod({ name, status: RUNNING_STATUS }));
     w.tes.setRunReply('run-bad', { status: 503, body: {} });
     // A long interval: the bad run's retries come in a row between the good run's beats.
     const fleet = await w.fleet({ HEARTBEAT_INTERVAL: '2s' });
@@ -149,7 +149,7 @@ describe('isolation', () => {
 
   it('recycles the shared connections when attempts fail for every run', async () => {
     const w = await world();
-    for (const name of ['x', 'y']) w.kube.server.set('pods', fleetPod({ name, status: running }));
+    for (const name of ['x', 'y']) w.kube.server.set('pods', fleetPod({ name, status: RUNNING_STATUS }));
     w.tes.setFallback({ status: 503, body: {} });
     const fleet = await w.fleet({ HEARTBEAT_INTERVAL: '300ms', HEARTBEAT_TIMEOUT: '1s' });
     await fleet.logged(RECYCLED);
@@ -166,7 +166,8 @@ describe('isolation', () => {
 
   it('never has more than FLEET_MAX_IN_FLIGHT requests in flight, and every run still beats', async () => {
     const w = await world();
-    for (const n of [1, 2, 3, 4, 5]) w.kube.server.set('pods', fleetPod({ name: `p${n}`, status: running }));
+    for (const n of [1, 2, 3, 4, 5])
+      w.kube.server.set('pods', fleetPod({ name: `p${n}`, status: RUNNING_STATUS }));
     w.tes.setFallback({ status: 200, body: {}, afterMs: 200 });
     await w.fleet({ FLEET_MAX_IN_FLIGHT: '2', HEARTBEAT_INTERVAL: '300ms' });
     await waitFor(
@@ -184,9 +185,9 @@ describe('credentials and annotations', () => {
     const { server } = w.kube;
     server.set(
       'pods',
-      fleetPod({ name: 'a', status: running, annotations: { 'tes-heartbeat/nonce': NONCE } }),
+      fleetPod({ name: 'a', status: RUNNING_STATUS, annotations: { 'tes-heartbeat/nonce': NONCE } }),
     );
-    server.set('pods', fleetPod({ name: 'b', status: running }));
+    server.set('pods', fleetPod({ name: 'b', status: RUNNING_STATUS }));
     const JWT = 'jwt-issued-to-run-a-0a9b8c';
     w.tes.setRunReply('run-a', { status: 200, body: { jwt: JWT } });
     const fleet = await w.fleet({ TES_TOKEN: 'fleet-token-1234567', HEARTBEAT_INTERVAL: '300ms' });
@@ -221,13 +222,13 @@ describe('credentials and annotations', () => {
       fleetPod({
         name: 'w',
         containers: ['main', 'helper'],
-        status: running,
+        status: RUNNING_STATUS,
         annotations: { 'tes-heartbeat/containers': 'helper' },
       }),
     );
     server.set(
       'pods',
-      fleetPod({ name: 't', status: running, annotations: { 'tes-heartbeat/containers': 'mian' } }),
+      fleetPod({ name: 't', status: RUNNING_STATUS, annotations: { 'tes-heartbeat/containers': 'mian' } }),
     );
     const fleet = await w.fleet();
     await waitFor(() => w.beats('run-w').length >= 1 && w.beats('run-t').length >= 1, 10_000, 'beats');
@@ -254,7 +255,11 @@ describe('credentials and annotations', () => {
     });
     server.set(
       'pods',
-      fleetPod({ name: 's', status: running, annotations: { 'tes-heartbeat/nonce-secret': 'nonce-s' } }),
+      fleetPod({
+        name: 's',
+        status: RUNNING_STATUS,
+        annotations: { 'tes-heartbeat/nonce-secret': 'nonce-s' },
+      }),
     );
     const on = await w.fleet({ FLEET_NONCE_SECRETS: 'on' });
     await waitFor(() => w.beats('run-s').length >= 1, 10_000, 'a beat');
@@ -263,7 +268,11 @@ describe('credentials and annotations', () => {
     await on.exited;
     server.set(
       'pods',
-      fleetPod({ name: 's2', status: running, annotations: { 'tes-heartbeat/nonce-secret': 'nonce-s' } }),
+      fleetPod({
+        name: 's2',
+        status: RUNNING_STATUS,
+        annotations: { 'tes-heartbeat/nonce-secret': 'nonce-s' },
+      }),
     );
     const before = w.tes.requests.length;
     await w.fleet({ FLEET_NONCE_SECRETS: 'off' });

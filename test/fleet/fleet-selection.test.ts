@@ -4,21 +4,19 @@
 // container skipped silently (their sidecar reports them).
 import { describe, expect, it } from 'vitest';
 import { waitFor } from '../support/fake-clock.ts';
-import { RUNNING, containerStatus } from '../support/fake-kube-api.ts';
-import { fleetPod, fleetWorlds, NODE } from '../support/fleet-harness.ts';
+import { fleetPod, fleetWorlds, NODE, RUNNING_STATUS } from '../support/fleet-harness.ts';
 
 const world = fleetWorlds();
-const running = { phase: 'Running', containerStatuses: [containerStatus('main', RUNNING)] };
 
 describe('selection', () => {
   it('heartbeats the labelled pods on its node in its namespaces, and no other', async () => {
     const w = await world();
     const { server } = w.kube;
-    server.set('pods', fleetPod({ name: 'a', status: running }));
-    server.set('pods', fleetPod({ name: 'b', namespace: 'tasks-2', status: running }));
-    server.set('pods', fleetPod({ name: 'other-node', nodeName: 'node-2', status: running }));
-    server.set('pods', fleetPod({ name: 'unlabelled', labels: {}, status: running }));
-    server.set('pods', fleetPod({ name: 'other-ns', namespace: 'elsewhere', status: running }));
+    server.set('pods', fleetPod({ name: 'a', status: RUNNING_STATUS }));
+    server.set('pods', fleetPod({ name: 'b', namespace: 'tasks-2', status: RUNNING_STATUS }));
+    server.set('pods', fleetPod({ name: 'other-node', nodeName: 'node-2', status: RUNNING_STATUS }));
+    server.set('pods', fleetPod({ name: 'unlabelled', labels: {}, status: RUNNING_STATUS }));
+    server.set('pods', fleetPod({ name: 'other-ns', namespace: 'elsewhere', status: RUNNING_STATUS }));
     const fleet = await w.fleet({ FLEET_NAMESPACES: 'tasks,tasks-2' });
     await waitFor(
       () => w.beats('run-a').length >= 2 && w.beats('run-b').length >= 2,
@@ -45,7 +43,7 @@ describe('selection', () => {
 
   it("is ready once every namespace's first pod list is synced, not before", async () => {
     const w = await world();
-    w.kube.server.set('pods', fleetPod({ name: 'a', namespace: 'tasks-2', status: running }));
+    w.kube.server.set('pods', fleetPod({ name: 'a', namespace: 'tasks-2', status: RUNNING_STATUS }));
     w.kube.server.failNext({ path: '/api/v1/namespaces/tasks-2/pods', watch: false }, { status: 503 }, 2);
     const fleet = await w.fleet({ FLEET_NAMESPACES: 'tasks,tasks-2' });
     await fleet.logged('list failed; retrying');
@@ -59,8 +57,8 @@ describe('selection', () => {
 
   it('watches the whole cluster when FLEET_NAMESPACES is empty', async () => {
     const w = await world();
-    w.kube.server.set('pods', fleetPod({ name: 'x', namespace: 'ns-x', status: running }));
-    w.kube.server.set('pods', fleetPod({ name: 'y', namespace: 'ns-y', status: running }));
+    w.kube.server.set('pods', fleetPod({ name: 'x', namespace: 'ns-x', status: RUNNING_STATUS }));
+    w.kube.server.set('pods', fleetPod({ name: 'y', namespace: 'ns-y', status: RUNNING_STATUS }));
     await w.fleet();
     await waitFor(() => w.beats('run-x').length >= 1 && w.beats('run-y').length >= 1, 10_000, 'both runs');
     expect(
@@ -71,9 +69,12 @@ describe('selection', () => {
   it('skips a pod without a run id (one warning, one HeartbeatSkipped Event) and a pod with an agent container (silently)', async () => {
     const w = await world();
     const { server } = w.kube;
-    server.set('pods', fleetPod({ name: 'no-id', runId: undefined, status: running }));
-    server.set('pods', fleetPod({ name: 'sidecar', containers: ['main', 'tes-heartbeat'], status: running }));
-    server.set('pods', fleetPod({ name: 'ok', status: running }));
+    server.set('pods', fleetPod({ name: 'no-id', runId: undefined, status: RUNNING_STATUS }));
+    server.set(
+      'pods',
+      fleetPod({ name: 'sidecar', containers: ['main', 'tes-heartbeat'], status: RUNNING_STATUS }),
+    );
+    server.set('pods', fleetPod({ name: 'ok', status: RUNNING_STATUS }));
     const fleet = await w.fleet();
     await waitFor(() => w.beats('run-ok').length >= 2, 10_000, 'the good pod beats');
     // More changes of the skipped pod: still one warning and one Event.

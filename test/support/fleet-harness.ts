@@ -3,11 +3,33 @@
 // labelled for the fleet: what every test in test/fleet starts.
 import type { HeartbeatTaskRunRequest } from '../../src/tes/types.gen.ts';
 import { type AgentProcess, freePort, getListener, startCli, stopAfterEach } from './agent-harness.ts';
-import { type FakeKube, type KubeObject, startFakeKube, testPod } from './fake-kube-api.ts';
+import {
+  COMPLETED,
+  containerStatus,
+  type FakeKube,
+  type KubeObject,
+  RUNNING,
+  startFakeKube,
+  testPod,
+} from './fake-kube-api.ts';
 import { FaultTes } from './fault-tes.ts';
 
 export const NODE = 'node-1';
 export const FLEET_LABEL = { 'tes-heartbeat/fleet': 'true' };
+
+/** A task pod's status: its one container running, or exited 0. */
+export const RUNNING_STATUS = { phase: 'Running', containerStatuses: [containerStatus('main', RUNNING)] };
+export const COMPLETED_STATUS = {
+  phase: 'Succeeded',
+  containerStatuses: [containerStatus('main', COMPLETED)],
+};
+
+/** A pod's metadata as the fake server holds it: what the fleet patches (finalizers, annotations). */
+export const metaOf = (pod: KubeObject | undefined) =>
+  (pod?.metadata ?? {}) as { finalizers?: string[]; annotations?: Record<string, string> };
+/** The fleet's final-heartbeat mark on a pod (`<time> sent|failed`), if any. */
+export const markOf = (pod: KubeObject | undefined) =>
+  metaOf(pod).annotations?.['tes-heartbeat/final-heartbeat'];
 
 export interface FleetWorld {
   kube: FakeKube;
