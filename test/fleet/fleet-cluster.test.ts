@@ -16,6 +16,7 @@ import {
   type FleetProcess,
   type FleetWorld,
   fleetWorlds,
+  markOf,
   RUNNING_STATUS,
 } from '../support/fleet-harness.ts';
 
@@ -70,6 +71,14 @@ async function cluster(w: FleetWorld) {
     /** The member that sent a TES request. */
     senderOf(authorization: string | undefined): string {
       return authorization?.replace(/^Bearer tes-/, '') ?? '?';
+    },
+    /** fleet-a started and leading, then fleet-b started and ready as its standby. */
+    async leaderAndStandby(leaderEnv: Record<string, string> = {}): Promise<{ a: Member; b: Member }> {
+      const a = await this.start('fleet-a', leaderEnv);
+      await leading(a);
+      const b = await this.start('fleet-b');
+      await ready(b);
+      return { a, b };
     },
     holder: () => w.kube.server.leases.get(NS, LEASE)?.spec.holderIdentity,
     cleanup: () => rm(dir, { recursive: true, force: true }),
@@ -228,10 +237,7 @@ describe('the per-cluster scope', { timeout: TEST_TIMEOUT }, () => {
     const w = await world();
     const c = await cluster(w);
     w.kube.server.set('pods', fleetPod({ name: 'p1', status: RUNNING_STATUS }));
-    const a = await c.start('fleet-a');
-    await leading(a);
-    const b = await c.start('fleet-b');
-    await ready(b);
+    const { a } = await c.leaderAndStandby();
     await waitFor(() => w.beats('run-p1').length >= 2, 10_000, 'beats');
     const termAt = performance.now();
     a.child.kill('SIGTERM');
@@ -266,10 +272,7 @@ describe('the per-cluster scope', { timeout: TEST_TIMEOUT }, () => {
     const w = await world();
     const c = await cluster(w);
     w.kube.server.set('pods', fleetPod({ name: 'p1', status: RUNNING_STATUS }));
-    const a = await c.start('fleet-a');
-    await leading(a);
-    const b = await c.start('fleet-b');
-    await ready(b);
+    const { a } = await c.leaderAndStandby();
     await waitFor(() => w.beats('run-p1').length >= 1, 10_000, 'beats');
     w.tes.setRunReply('run-p1', { status: 200, body: {}, afterMs: 1_500 });
     w.kube.server.set('pods', fleetPod({ name: 'p1', status: COMPLETED_STATUS }));
@@ -277,10 +280,7 @@ describe('the per-cluster scope', { timeout: TEST_TIMEOUT }, () => {
     a.child.kill('SIGTERM'); // while the TES has not answered it yet
     await waitFor(() => c.holder() === 'fleet-b', 10_000, 'fleet-b holds the lease');
     expect((await a.exited).code).toBe(0);
-    const annotations = w.kube.server.get('pods', 'tasks', 'p1')?.metadata?.annotations as
-      | Record<string, string>
-      | undefined;
-    expect(annotations?.['tes-heartbeat/final-heartbeat']).toMatch(/ sent$/);
+    expect(markOf(w.kube.server.get('pods', 'tasks', 'p1'))).toMatch(/ sent$/);
     // The release came after the final was answered and marked (the API server's arrival order).
     expect(w.kube.server.leases.writes.some((write) => write.holderIdentity === '')).toBe(true);
     const requests = w.kube.server.requests;
@@ -301,10 +301,7 @@ describe('the per-cluster scope', { timeout: TEST_TIMEOUT }, () => {
     const w = await world();
     const c = await cluster(w);
     for (const name of ['p1', 'p2']) w.kube.server.set('pods', fleetPod({ name, status: RUNNING_STATUS }));
-    const a = await c.start('fleet-a');
-    await leading(a);
-    const b = await c.start('fleet-b');
-    await ready(b);
+    const { a } = await c.leaderAndStandby();
     await waitFor(() => w.beats('run-p1').length >= 2, 10_000, 'beats');
     const cutAt = performance.now();
     w.kube.server.cutOff(a.token, 'hang');
@@ -364,15 +361,12 @@ describe('the per-cluster scope', { timeout: TEST_TIMEOUT }, () => {
       const offset = path.join(dir, 'offset');
       await writeFile(offset, '+0');
       w.kube.server.set('pods', fleetPod({ name: 'p1', status: RUNNING_STATUS }));
-      const a = await c.start('fleet-a', {
+      const { a } = await c.leaderAndStandby({
         LD_PRELOAD: LIBFAKETIME,
         FAKETIME_TIMESTAMP_FILE: offset,
         FAKETIME_NO_CACHE: '1',
         FAKETIME_DONT_FAKE_MONOTONIC: '1',
       });
-      await leading(a);
-      const b = await c.start('fleet-b');
-      await ready(b);
       for (const step of ['-600', '+600']) {
         await writeFile(offset, step);
         await new Promise((r) => setTimeout(r, D + R));
