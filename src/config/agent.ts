@@ -18,6 +18,7 @@ import {
   type ParseResult,
   settingName,
   text,
+  type Values,
 } from './settings.ts';
 import { cleartextTesUrlProblem, tesUrlSettings } from './tes-url.ts';
 
@@ -141,31 +142,76 @@ export const agentSettings = {
   ...logSettings,
 } as const;
 
-export interface AgentConfig {
+/** What the agent and the fleet take alike from the settings they share (one meaning for both). */
+export interface SharedConfig {
   tesUrl: URL;
-  runId: string;
-  nonce?: string;
   token?: string;
   tokenFile?: { path: string; content: string };
   ca?: string;
-  jwtFile?: string;
-  podName: string;
-  namespace: string;
   /** A KUBECONFIG value (config/kubeconfig.ts): files, `:`-separated, merged. */
   kubeconfig?: string;
+  podName: string;
   intervalMs: number;
   timeoutMs: number;
   minGapMs: number;
   finalDeadlineMs: number;
-  watchContainers?: string[];
   selfName: string;
-  jobRetryCount: number | 'auto';
   hardwareDetails: boolean;
   httpAddr: { host: string; port: number } | 'off';
-  /** Record Events on the own pod (EVENTS). */
+  /** Record Events on the task pod (EVENTS). */
   events: boolean;
   logLevel: string;
   logFormat: 'json' | 'pretty';
+}
+
+type SharedKey =
+  | 'tesUrl'
+  | 'token'
+  | 'tokenFile'
+  | 'caFile'
+  | 'kubeconfig'
+  | 'intervalMs'
+  | 'timeoutMs'
+  | 'minGapMs'
+  | 'finalDeadlineMs'
+  | 'selfName'
+  | 'hardwareDetails'
+  | 'httpAddr'
+  | 'events'
+  | 'logLevel'
+  | 'logFormat';
+
+/** The shared settings' parsed values (POD_NAME required) as the agent and the fleet take them. */
+export function sharedConfig(
+  v: Pick<Values<typeof agentSettings>, SharedKey> & { podName: string },
+): SharedConfig {
+  return {
+    tesUrl: v.tesUrl,
+    ...(v.token ? { token: v.token } : {}),
+    ...(v.tokenFile ? { tokenFile: v.tokenFile } : {}),
+    ...(v.caFile ? { ca: v.caFile } : {}),
+    ...(v.kubeconfig ? { kubeconfig: v.kubeconfig } : {}),
+    podName: v.podName,
+    intervalMs: v.intervalMs,
+    timeoutMs: v.timeoutMs,
+    minGapMs: v.minGapMs,
+    finalDeadlineMs: v.finalDeadlineMs,
+    selfName: v.selfName,
+    hardwareDetails: v.hardwareDetails === 'auto',
+    httpAddr: v.httpAddr,
+    events: v.events === 'on',
+    logLevel: v.logLevel,
+    logFormat: v.logFormat,
+  };
+}
+
+export interface AgentConfig extends SharedConfig {
+  runId: string;
+  nonce?: string;
+  jwtFile?: string;
+  namespace: string;
+  watchContainers?: string[];
+  jobRetryCount: number | 'auto';
 }
 
 export type AgentConfigResult =
@@ -199,28 +245,13 @@ export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
   return {
     kind: 'ok',
     config: {
-      tesUrl: v.tesUrl,
+      ...sharedConfig(v),
       runId: v.runId,
       ...(v.nonce ? { nonce: v.nonce } : {}),
-      ...(v.token ? { token: v.token } : {}),
-      ...(v.tokenFile ? { tokenFile: v.tokenFile } : {}),
-      ...(v.caFile ? { ca: v.caFile } : {}),
       ...(v.jwtFile ? { jwtFile: v.jwtFile } : {}),
-      podName: v.podName,
       namespace: v.namespace,
-      ...(v.kubeconfig ? { kubeconfig: v.kubeconfig } : {}),
-      intervalMs: v.intervalMs,
-      timeoutMs: v.timeoutMs,
-      minGapMs: v.minGapMs,
-      finalDeadlineMs: v.finalDeadlineMs,
       ...(v.watchContainers ? { watchContainers: v.watchContainers } : {}),
-      selfName: v.selfName,
       jobRetryCount: v.jobRetryCount,
-      hardwareDetails: v.hardwareDetails === 'auto',
-      httpAddr: v.httpAddr,
-      events: v.events === 'on',
-      logLevel: v.logLevel,
-      logFormat: v.logFormat,
     },
   };
 }

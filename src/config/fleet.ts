@@ -3,7 +3,7 @@
 // the agent takes per process (run id, nonce, containers, Job retry count, jwt file)
 // the fleet takes per pod, from its annotations (fleet/annotations.ts).
 import { FLEET_LABEL } from '../kube/annotations.ts';
-import { agentSettings, whyNoFallback, withPodFallbacks } from './agent.ts';
+import { agentSettings, type SharedConfig, sharedConfig, whyNoFallback, withPodFallbacks } from './agent.ts';
 import {
   commaList,
   duration,
@@ -173,22 +173,8 @@ export const fleetSettings = {
   logFormat: agentSettings.logFormat,
 } as const;
 
-export interface FleetConfig {
-  tesUrl: URL;
-  token?: string;
-  tokenFile?: { path: string; content: string };
-  ca?: string;
-  kubeconfig?: string;
-  podName: string;
+export interface FleetConfig extends SharedConfig {
   namespace?: string;
-  intervalMs: number;
-  timeoutMs: number;
-  minGapMs: number;
-  finalDeadlineMs: number;
-  selfName: string;
-  hardwareDetails: boolean;
-  events: boolean;
-  httpAddr: { host: string; port: number } | 'off';
   /** Per node when set; per cluster (leader election) when undefined. */
   nodeName?: string;
   /** Empty: every namespace. */
@@ -200,8 +186,6 @@ export interface FleetConfig {
   finalizerTimeoutMs: number;
   nonceSecrets: boolean;
   releaseFinalizers: boolean;
-  logLevel: string;
-  logFormat: 'json' | 'pretty';
 }
 
 export type FleetConfigResult =
@@ -234,21 +218,8 @@ export function loadFleetConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
   return {
     kind: 'ok',
     config: {
-      tesUrl: v.tesUrl,
-      ...(v.token ? { token: v.token } : {}),
-      ...(v.tokenFile ? { tokenFile: v.tokenFile } : {}),
-      ...(v.caFile ? { ca: v.caFile } : {}),
-      ...(v.kubeconfig ? { kubeconfig: v.kubeconfig } : {}),
-      podName: v.podName,
+      ...sharedConfig(v),
       ...(v.namespace ? { namespace: v.namespace } : {}),
-      intervalMs: v.intervalMs,
-      timeoutMs: v.timeoutMs,
-      minGapMs: v.minGapMs,
-      finalDeadlineMs: v.finalDeadlineMs,
-      selfName: v.selfName,
-      hardwareDetails: v.hardwareDetails === 'auto',
-      events: v.events === 'on',
-      httpAddr: v.httpAddr,
       ...(perCluster ? {} : { nodeName: v.nodeName }),
       namespaces: v.namespaces,
       selector: v.selector,
@@ -263,8 +234,6 @@ export function loadFleetConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
       finalizerTimeoutMs: v.finalizerTimeoutMs,
       nonceSecrets: v.nonceSecrets === 'on',
       releaseFinalizers: v.releaseFinalizers,
-      logLevel: v.logLevel,
-      logFormat: v.logFormat,
     },
   };
 }
