@@ -1,13 +1,13 @@
 // With LOG_FORMAT=json every line a long-running command writes, on stdout and on stderr, is
 // JSON (issue 16): a log shipper parses each line, and one plain line among them is lost or
 // breaks the stream. Node's own warnings included: they are logged, not printed.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CLI, freePort } from '../support/agent-harness.ts';
+import { freePort, startCli } from '../support/agent-harness.ts';
 import { waitFor } from '../support/fake-clock.ts';
 import { FaultTes } from '../support/fault-tes.ts';
 import { templateFile, tlsDir } from '../support/webhook-helpers.ts';
@@ -26,25 +26,14 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-function start(args: string[], env: Record<string, string>): Command {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    env: { PATH: process.env.PATH ?? '', LOG_FORMAT: 'json', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout?.on('data', (d) => {
-    out += d;
-  });
-  child.stderr?.on('data', (d) => {
-    err += d;
-  });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+function start([command = '', ...args]: string[], env: Record<string, string>): Command {
+  const started = startCli(command, { LOG_FORMAT: 'json', ...env }, args);
+  const exited = started.exited.then(({ code }) => code);
   cleanups.push(async () => {
-    if (child.exitCode === null) child.kill('SIGKILL');
+    if (started.child.exitCode === null) started.child.kill('SIGKILL');
     await exited;
   });
-  return { child, out: () => out, err: () => err, exited };
+  return { child: started.child, out: started.stdout, err: started.stderr, exited };
 }
 
 /** Every line that is not a JSON object, from both streams. */
@@ -121,9 +110,6 @@ function agentEnv(tes: FaultTes, kubeconfig: string): Record<string, string> {
   };
 }
 
-/** `tes-heartbeat fleet` is being built (issue 17): covered here once dist has it. */
-const fleetExists = spawnSync(process.execPath, [CLI, 'fleet', '--help']).status === 0;
-
 async function fleetEnv(apiPort: number): Promise<Record<string, string>> {
   const tes = await startTes();
   return {
@@ -141,7 +127,7 @@ async function fleetEnv(apiPort: number): Promise<Record<string, string>> {
 }
 
 describe('nothing but JSON on stdout and stderr (LOG_FORMAT=json)', () => {
-  it.runIf(fleetExists).each([
+  it.each([
     ['a closed port', async () => freePort()],
     ['a black hole (accepts, never answers)', blackHole],
   ])('the fleet whose API server is %s, through start and SIGTERM', async (_, api) => {
@@ -196,14 +182,7 @@ describe('nothing but JSON on stdout and stderr (LOG_FORMAT=json)', () => {
       }),
     ],
     ['emulator', async () => ({ args: ['emulator', '--port', '0'], env: {} })],
-    ...(fleetExists
-      ? [
-          [
-            'fleet',
-            async () => ({ args: ['fleet'], env: await fleetEnv(await freePort()) }),
-          ] as (typeof commands)[number],
-        ]
-      : []),
+    ['fleet', async () => ({ args: ['fleet'], env: await fleetEnv(await freePort()) })],
   ];
 
   it.each(commands)('%s: a warning of Node itself is a JSON log line, with its stack', async (_, setup) => {

@@ -1,10 +1,11 @@
 // The built `tes-heartbeat webhook` as a process: settings errors, the SIDECAR_* settings
 // as the chart passes them, and SIGTERM while reviews are being received.
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { createConnection } from 'node:net';
 import { connect, type TLSSocket } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
+import { startCli } from '../support/agent-harness.ts';
 import { waitFor } from '../support/fake-clock.ts';
 import { writeFile } from 'node:fs/promises';
 import { podQosClass } from '../../src/webhook/qos.ts';
@@ -24,28 +25,15 @@ import {
   validatePod,
 } from '../support/webhook-helpers.ts';
 
-const cli = path.join(import.meta.dirname, '../../dist/tes-heartbeat.js');
 const children: ChildProcess[] = [];
 afterEach(() => {
   for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
 });
 
 function runCli(args: string[], env: Record<string, string>) {
-  const child = spawn(process.execPath, [cli, 'webhook', ...args], {
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const { child, exited, stdout, stderr } = startCli('webhook', env, args);
   children.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (d) => {
-    stdout += d;
-  });
-  child.stderr?.on('data', (d) => {
-    stderr += d;
-  });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, exited, out: () => stdout, err: () => stderr };
+  return { child, exited: exited.then(({ code }) => code), out: stdout, err: stderr };
 }
 
 /** The admission port the webhook logs once it listens. */
