@@ -5,6 +5,8 @@ import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { parse } from 'yaml';
 import {
+  effectiveValues,
+  FULLNAME,
   findOne,
   type K8sObject,
   parseManifests,
@@ -28,18 +30,9 @@ const load = (file: string): K8sObject[] =>
 const podOf = (file: string): Any => podSpecOf(load(file)[0] as K8sObject);
 const templateOf = (file: string): Any => (load(file)[0] as Any).spec.template;
 
-/** The chart's default values. */
-const effectiveValues = (): Any =>
-  parse(readFileSync(path.join(repoRoot, 'charts/tes-heartbeat/values.yaml'), 'utf8'));
-
 /** The chart's published snippet with default values and a TES (the examples use the default image). */
 function publishedSnippet(key: string): Any {
-  const cm = findOne(
-    renderChart(WITH_TES),
-    'ConfigMap',
-    'tes-tes-heartbeat-sidecar',
-    RELEASE_NAMESPACE,
-  ) as Any;
+  const cm = findOne(renderChart(WITH_TES), 'ConfigMap', `${FULLNAME}-sidecar`, RELEASE_NAMESPACE) as Any;
   return parse(cm.data[key]);
 }
 
@@ -81,7 +74,7 @@ describe.each(exampleFiles)('%s', (file) => {
 
   test('a task container never runs as the agent (rule T4: /proc of a process of the same uid is readable)', () => {
     const pod = podOf(file);
-    const agentUid = effectiveValues().securityContext.runAsUser;
+    const agentUid = effectiveValues({}).securityContext.runAsUser;
     for (const c of [...(pod.initContainers ?? []), ...pod.containers].filter(
       (c: Any) => c.name !== 'tes-heartbeat',
     ))
@@ -90,13 +83,7 @@ describe.each(exampleFiles)('%s', (file) => {
 });
 
 test("the hand-written sidecars carry volumes.yaml verbatim (the agent's own API token, rule T1)", () => {
-  const cm = findOne(
-    renderChart(WITH_TES),
-    'ConfigMap',
-    'tes-tes-heartbeat-sidecar',
-    RELEASE_NAMESPACE,
-  ) as Any;
-  const published = parse(cm.data['volumes.yaml']);
+  const published = publishedSnippet('volumes.yaml');
   for (const file of ['job-native-sidecar.yaml', 'job-regular-sidecar.yaml'])
     expect(podOf(file).volumes, file).toEqual(published);
 });
@@ -117,7 +104,7 @@ test.each(['job-native-sidecar.yaml', 'job-regular-sidecar.yaml'])(
 
 test("fleet example: the fleet label of the chart's default selector and the two annotations, nothing of ours", () => {
   const template = templateOf('job-fleet.yaml');
-  const [key, value] = effectiveValues().fleet.selector.split('=');
+  const [key, value] = effectiveValues({}).fleet.selector.split('=');
   expect(template.metadata.labels[key]).toBe(value);
   expect(template.metadata.labels['tes-heartbeat/inject']).toBeUndefined();
   expect(template.spec.containers.map((c: Any) => c.name)).toEqual(['task']);
