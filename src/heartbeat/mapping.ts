@@ -19,8 +19,6 @@ import type {
 } from '../tes/types.gen.ts';
 import { hardwareDetails } from './hardware.ts';
 
-export { HARDWARE_DETAILS_MAX_BYTES, hardwareDetails } from './hardware.ts';
-
 export interface MappingOptions {
   /** POD_NAME: used when the pod was never read. */
   podName: string;

@@ -6,8 +6,6 @@ import { listenAddress, Problem } from '../config/settings.ts';
 
 /** The agent's own default (contract: HTTP_ADDR). */
 export const AGENT_DEFAULT_PORT = 9090;
-/** The name the chart gives the sidecar's metrics port (the PodMonitor selects it). */
-export const METRICS_PORT_NAME = 'tes-hb-metrics';
 
 /** The port the template's agent listens on: HTTP_ADDR in its env, else the agent's default; undefined for `off`. */
 export function listenerPort(template: V1Container): number | undefined {

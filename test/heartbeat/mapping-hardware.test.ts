@@ -2,7 +2,7 @@
 // kept by dropping whole parts, never by cutting the JSON.
 import type { Container, Node, Pod } from '../../src/kube/types.ts';
 import { describe, expect, it } from 'vitest';
-import { HARDWARE_DETAILS_MAX_BYTES, hardwareDetails } from '../../src/heartbeat/mapping.ts';
+import { HARDWARE_DETAILS_MAX_BYTES, hardwareDetails } from '../../src/heartbeat/hardware.ts';
 import { loadNode, loadPod } from '../support/k8s-fixtures.ts';
 
 const bytes = (text: string) => Buffer.byteLength(text, 'utf8');
