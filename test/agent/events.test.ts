@@ -2,10 +2,8 @@
 // the task pod): the fake Kubernetes API records and checks every Event as
 // kube-apiserver would (422 on a missing field), the fault TES fails and recovers.
 import { describe, expect, it } from 'vitest';
-import { type AgentProcess, stopAfterEach } from '../support/agent-harness.ts';
+import { type AgentProcess, type AgentWorld, stopAfterEach } from '../support/agent-harness.ts';
 import { waitFor } from '../support/fake-clock.ts';
-import { containerStatus, type FakeKube, startFakeKube, testPod } from '../support/fake-kube-api.ts';
-import { FaultTes } from '../support/fault-tes.ts';
 
 const TOKEN = 'tes-secret-token-7c1e0';
 const NONCE = 'nonce-secret-3f9a2';
@@ -14,46 +12,14 @@ const EVENTS_PATH = `/apis/events.k8s.io/v1/namespaces/${NS}/events`;
 /** A failing TES that echoes a secret in its message: no Event may carry it. */
 const UNAVAILABLE = { status: 503, body: { code: 'UNAVAILABLE', message: `overloaded (token ${TOKEN})` } };
 
-interface World {
-  tes: FaultTes;
-  kube: FakeKube;
-  podUid: string;
-  env: Record<string, string>;
-}
-
 const after = stopAfterEach();
 
-async function world(): Promise<World> {
-  const tes = await new FaultTes().start();
-  const kube = await startFakeKube();
-  after.defer(
-    () => tes.close(),
-    () => kube.close(),
-  );
-  const pod = kube.server.set(
-    'pods',
-    testPod({
-      name: 'task-pod',
-      namespace: NS,
-      containers: ['main', 'tes-heartbeat'],
-      status: {
-        phase: 'Running',
-        containerStatuses: ['main', 'tes-heartbeat'].map((name) => containerStatus(name)),
-      },
-    }),
-  );
-  return {
-    tes,
-    kube,
-    podUid: pod.metadata?.uid as string,
+const world = (): Promise<AgentWorld> =>
+  after.world({
+    runId: 'run-events',
     env: {
-      TES_URL: tes.url,
-      TES_RUN_ID: 'run-events',
       TES_TOKEN: TOKEN,
       TES_NONCE: NONCE,
-      POD_NAME: 'task-pod',
-      POD_NAMESPACE: NS,
-      KUBECONFIG: kube.kubeconfigPath,
       HEARTBEAT_INTERVAL: '200ms',
       HEARTBEAT_MIN_GAP: '0s',
       FINAL_HEARTBEAT_DEADLINE: '1s',
@@ -62,13 +28,13 @@ async function world(): Promise<World> {
       HTTP_ADDR: 'off',
       LOG_LEVEL: 'debug',
     },
-  };
-}
+  });
 
-const run = (w: World, env: Record<string, string> = {}): AgentProcess => after.agent({ ...w.env, ...env });
+const run = (w: AgentWorld, env: Record<string, string> = {}): AgentProcess =>
+  after.agent({ ...w.env, ...env });
 
-const reasons = (w: World) => w.kube.server.events.created.map((e) => e.reason);
-const eventPosts = (w: World) =>
+const reasons = (w: AgentWorld) => w.kube.server.events.created.map((e) => e.reason);
+const eventPosts = (w: AgentWorld) =>
   w.kube.server.requests.filter((r) => r.method === 'POST' && r.path === EVENTS_PATH).length;
 const failedBeats = (agent: AgentProcess) => agent.logs.filter((l) => l.msg === 'heartbeat failed').length;
 const refusals = (agent: AgentProcess) =>
@@ -100,7 +66,7 @@ const acknowledged = (agent: AgentProcess) =>
   within(agent.logged('heartbeat acknowledged'), 'a success', agent);
 
 /** Lets `count` more heartbeats reach the TES. */
-async function beats(w: World, count: number, what: string): Promise<void> {
+async function beats(w: AgentWorld, count: number, what: string): Promise<void> {
   const target = w.tes.requests.length + count;
   await waitFor(() => w.tes.requests.length >= target, 10_000, what);
 }

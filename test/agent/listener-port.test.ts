@@ -6,8 +6,7 @@ import { createServer, type Server } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { type AgentProcess, freePort, stopAfterEach } from '../support/agent-harness.ts';
 import { waitFor } from '../support/fake-clock.ts';
-import { containerStatus, startFakeKube, testPod } from '../support/fake-kube-api.ts';
-import { FaultTes } from '../support/fault-tes.ts';
+import type { FaultTes } from '../support/fault-tes.ts';
 
 const NS = 'tasks';
 const after = stopAfterEach();
@@ -23,36 +22,10 @@ async function impostor(port: number): Promise<Server> {
 }
 
 async function world() {
-  const tes = await new FaultTes().start();
-  const kube = await startFakeKube();
-  after.defer(
-    () => tes.close(),
-    () => kube.close(),
-  );
-  const pod = kube.server.set(
-    'pods',
-    testPod({
-      name: 'task-pod',
-      namespace: NS,
-      containers: ['main', 'tes-heartbeat'],
-      status: {
-        phase: 'Running',
-        containerStatuses: [containerStatus('main'), containerStatus('tes-heartbeat')],
-      },
-    }),
-  );
   const port = await freePort();
-  return {
-    tes,
-    kube,
-    port,
-    podUid: pod.metadata?.uid as string,
+  const w = await after.world({
+    runId: 'run-port',
     env: {
-      TES_URL: tes.url,
-      TES_RUN_ID: 'run-port',
-      POD_NAME: 'task-pod',
-      POD_NAMESPACE: NS,
-      KUBECONFIG: kube.kubeconfigPath,
       HEARTBEAT_INTERVAL: '200ms',
       HEARTBEAT_MIN_GAP: '0s',
       FINAL_HEARTBEAT_DEADLINE: '1s',
@@ -60,7 +33,8 @@ async function world() {
       HARDWARE_DETAILS: 'off',
       HTTP_ADDR: `127.0.0.1:${port}`,
     },
-  };
+  });
+  return { ...w, port };
 }
 
 const portTaken = (events: Record<string, unknown>[]) =>

@@ -6,10 +6,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Secrets } from '../../src/secrets.ts';
-import { type AgentProcess, freePort, getListener, stopAfterEach } from '../support/agent-harness.ts';
+import {
+  type AgentProcess,
+  type AgentWorld,
+  freePort,
+  getListener,
+  stopAfterEach,
+} from '../support/agent-harness.ts';
 import { waitFor } from '../support/fake-clock.ts';
-import { type FakeKube, startFakeKube, testPod } from '../support/fake-kube-api.ts';
-import { FaultTes } from '../support/fault-tes.ts';
 
 const TOKEN = 'env-token-secret-1a2b';
 const FILE_TOKEN = 'file-token-secret-3c4d';
@@ -18,49 +22,23 @@ const NONCE = 'nonce-secret-7a8b';
 const JWT = 'eyJhbGciOiJIUzI1NiJ9.jwt-secret-9c0d.sig';
 /** A jwt no HTTP header can carry: refused, and still a secret (rule 12 with rule 11). */
 const BAD_JWT = 'refused-jwt\r\nsecret-1e2f';
-const NS = 'tasks';
 
-interface World {
-  tes: FaultTes;
-  kube: FakeKube;
+interface World extends AgentWorld {
   dir: string;
   port: number;
-  env: Record<string, string>;
 }
 
 const after = stopAfterEach();
 
 async function world(): Promise<World> {
-  const tes = await new FaultTes().start();
-  const kube = await startFakeKube();
-  after.defer(
-    () => tes.close(),
-    () => kube.close(),
-  );
-  kube.server.set(
-    'pods',
-    testPod({
-      name: 'task-pod',
-      namespace: NS,
-      containers: ['main', 'tes-heartbeat'],
-      status: { phase: 'Running' },
-    }),
-  );
   const dir = await mkdtemp(path.join(tmpdir(), 'agent-secrets-'));
   const port = await freePort();
-  return {
-    tes,
-    kube,
-    dir,
-    port,
+  const w = await after.world({
+    runId: 'run-1',
+    podStatus: { phase: 'Running' },
     env: {
-      TES_URL: tes.url,
-      TES_RUN_ID: 'run-1',
       TES_TOKEN: TOKEN,
       TES_NONCE: NONCE,
-      POD_NAME: 'task-pod',
-      POD_NAMESPACE: NS,
-      KUBECONFIG: kube.kubeconfigPath,
       HEARTBEAT_INTERVAL: '500ms',
       HEARTBEAT_MIN_GAP: '0s',
       FINAL_HEARTBEAT_DEADLINE: '2s',
@@ -69,7 +47,8 @@ async function world(): Promise<World> {
       HTTP_ADDR: `127.0.0.1:${port}`,
       LOG_LEVEL: 'debug',
     },
-  };
+  });
+  return { ...w, dir, port };
 }
 
 const run = (w: World, env: Record<string, string> = {}): AgentProcess => after.agent({ ...w.env, ...env });

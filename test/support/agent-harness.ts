@@ -4,6 +4,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { type AddressInfo, createServer } from 'node:net';
 import path from 'node:path';
 import { afterEach } from 'vitest';
+import { containerStatus, type FakeKube, type KubeObject, startFakeKube, testPod } from './fake-kube-api.ts';
+import { FaultTes } from './fault-tes.ts';
 
 export const CLI = path.join(import.meta.dirname, '..', '..', 'dist', 'tes-heartbeat.js');
 
@@ -76,6 +78,22 @@ export function startCli(
   };
 }
 
+/** What the built agent runs against: the TES, the API server with its pod, and its env for them. */
+export interface AgentWorld {
+  tes: FaultTes;
+  kube: FakeKube;
+  /** The task pod's uid (Events on the pod name it). */
+  podUid: string;
+  /** TES_URL, TES_RUN_ID, POD_NAME, POD_NAMESPACE and KUBECONFIG for these, with `env` over them. */
+  env: Record<string, string>;
+}
+
+/** The task pod `tasks/task-pod` of an agent world, as the kubelet reports it. */
+const taskPodStatus = () => ({
+  phase: 'Running',
+  containerStatuses: [containerStatus('main'), containerStatus('tes-heartbeat')],
+});
+
 /**
  * What a test starts — servers, agents — is stopped after the test, newest first.
  * Call once at the top of a test file.
@@ -85,6 +103,16 @@ export function stopAfterEach(): {
   defer(...cleanups: (() => Promise<unknown>)[]): void;
   /** Starts the built agent; it is killed after the test if still running. */
   agent(env: Record<string, string | undefined>, args?: string[]): AgentProcess;
+  /**
+   * The fault-injecting TES and the fake API server holding the task pod `tasks/task-pod`
+   * (containers main and tes-heartbeat, both running unless `podStatus` says otherwise),
+   * both stopped after the test.
+   */
+  world(options: {
+    runId: string;
+    env?: Record<string, string>;
+    podStatus?: KubeObject;
+  }): Promise<AgentWorld>;
 } {
   const cleanups: (() => Promise<unknown>)[] = [];
   afterEach(async () => {
@@ -92,6 +120,36 @@ export function stopAfterEach(): {
   });
   return {
     defer: (...more) => cleanups.push(...more),
+    async world({ runId, env = {}, podStatus = taskPodStatus() }) {
+      const tes = await new FaultTes().start();
+      const kube = await startFakeKube();
+      cleanups.push(
+        () => tes.close(),
+        () => kube.close(),
+      );
+      const pod = kube.server.set(
+        'pods',
+        testPod({
+          name: 'task-pod',
+          namespace: 'tasks',
+          containers: ['main', 'tes-heartbeat'],
+          status: podStatus,
+        }),
+      );
+      return {
+        tes,
+        kube,
+        podUid: pod.metadata?.uid as string,
+        env: {
+          TES_URL: tes.url,
+          TES_RUN_ID: runId,
+          POD_NAME: 'task-pod',
+          POD_NAMESPACE: 'tasks',
+          KUBECONFIG: kube.kubeconfigPath,
+          ...env,
+        },
+      };
+    },
     agent(env, args) {
       const agent = startAgent(env, args);
       cleanups.push(async () => {
