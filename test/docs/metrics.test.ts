@@ -3,10 +3,9 @@
 // `tes-heartbeat fleet` exists), with the labels the docs give it; and every `tes_*` family
 // they serve is in the docs. prom-client's standard process metrics need not be listed one by
 // one, but the docs must say they are served ("the standard process metrics").
-import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, freePort, getListener, stopAfterEach } from '../support/agent-harness.ts';
+import { freePort, getListener, startCli, stopAfterEach } from '../support/agent-harness.ts';
 import { codeSpans, docPages, prose, readPage } from '../support/docs.ts';
 import { waitFor } from '../support/fake-clock.ts';
 import { containerStatus, type FakeKube, startFakeKube, testPod } from '../support/fake-kube-api.ts';
@@ -80,8 +79,6 @@ function familyOf(name: string, served: Served): string | undefined {
   return served.has(base) ? base : undefined;
 }
 
-const fleetExists = spawnSync(process.execPath, [CLI, 'fleet', '--help'], { encoding: 'utf8' }).status === 0;
-
 let tes: FaultTes;
 let kube: FakeKube;
 beforeAll(async () => {
@@ -141,32 +138,26 @@ const components: Record<string, () => Promise<string>> = {
       'the webhook serving /metrics',
     ) as Promise<string>;
   },
-  ...(fleetExists && {
-    fleet: async () => {
-      const port = await freePort();
-      spawnChild(['fleet'], {
-        ...common(port),
-        FLEET_NODE_NAME: 'node-1',
-        FLEET_NAMESPACES: 'tasks',
-        POD_NAME: 'fleet-pod',
-        POD_NAMESPACE: 'tes-heartbeat',
-      });
-      return waitFor(
-        async () => (await getListener(port, '/metrics').catch(() => undefined))?.body,
-        10_000,
-        'the fleet serving /metrics',
-      ) as Promise<string>;
-    },
-  }),
+  fleet: async () => {
+    const port = await freePort();
+    spawnChild(['fleet'], {
+      ...common(port),
+      FLEET_NODE_NAME: 'node-1',
+      FLEET_NAMESPACES: 'tasks',
+      POD_NAME: 'fleet-pod',
+      POD_NAMESPACE: 'tes-heartbeat',
+    });
+    return waitFor(
+      async () => (await getListener(port, '/metrics').catch(() => undefined))?.body,
+      10_000,
+      'the fleet serving /metrics',
+    ) as Promise<string>;
+  },
 };
 
 /** The built CLI running `args`, killed after the test. */
-function spawnChild(args: string[], env: Record<string, string>) {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: 'ignore',
-  });
-  const exited = new Promise((resolve) => child.on('exit', resolve));
+function spawnChild([command = '', ...args]: string[], env: Record<string, string>) {
+  const { child, exited } = startCli(command, env, args);
   after.defer(async () => {
     if (child.exitCode === null) child.kill('SIGKILL');
     await exited;
@@ -189,7 +180,7 @@ describe('metric names in the docs are the served ones', () => {
         [...families.keys()].some((f) => f.startsWith('tes_')),
         name,
       ).toBe(true);
-    if (fleetExists) expect(served.has('fleet')).toBe(true);
+    expect(served.has('fleet')).toBe(true);
   });
 
   it('every metric the docs name is served, with the labels they give it', () => {
@@ -200,8 +191,7 @@ describe('metric names in the docs are the served ones', () => {
         return family ? [{ component, family, labels: families.get(family) as Set<string> }] : [];
       });
       if (where.length === 0) {
-        if (!(metric.name.startsWith('tes_fleet_') && !fleetExists))
-          wrong.push(`${metric.page}: ${metric.name} is not served`);
+        wrong.push(`${metric.page}: ${metric.name} is not served`);
         continue;
       }
       for (const label of metric.labels)
