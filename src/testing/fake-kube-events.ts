@@ -12,7 +12,7 @@ export interface FakeReply {
   body: unknown;
 }
 
-interface Cause {
+export interface Cause {
   reason: 'FieldValueRequired' | 'FieldValueInvalid';
   message: string;
   field: string;
@@ -70,21 +70,7 @@ export class FakeEvents implements FakeApiGroup {
       typeof metadata.name === 'string' && metadata.name
         ? metadata.name
         : `${String(metadata.generateName ?? '')}${(++this.names).toString(36).padStart(5, '0')}`;
-    if (causes.length > 0) {
-      return {
-        code: 422,
-        body: {
-          kind: 'Status',
-          apiVersion: 'v1',
-          metadata: {},
-          status: 'Failure',
-          message: `Event.events.k8s.io "${name}" is invalid: [${causes.map((c) => `${c.field}: ${c.message}`).join(', ')}]`,
-          reason: 'Invalid',
-          details: { name, group: 'events.k8s.io', kind: 'Event', causes },
-          code: 422,
-        },
-      };
-    }
+    if (causes.length > 0) return invalidStatus({ group: 'events.k8s.io', kind: 'Event', name }, causes);
     const stored = {
       ...event,
       metadata: {
@@ -186,6 +172,20 @@ export function decodeObject(
     };
   }
   return { object };
+}
+
+/** 422 Invalid as apiserver's NewInvalid words it: one error as is, several as `[a, b]`. */
+export function invalidStatus(
+  object: { group: string; kind: string; name: string },
+  causes: Cause[],
+): FakeReply {
+  const errors = causes.map((c) => `${c.field}: ${c.message}`);
+  return kubeStatus(
+    422,
+    'Invalid',
+    `${object.kind}.${object.group} "${object.name}" is invalid: ${errors.length === 1 ? errors[0] : `[${errors.join(', ')}]`}`,
+    { ...object, causes },
+  );
 }
 
 /** A `Status` failure as kube-apiserver sends it. */

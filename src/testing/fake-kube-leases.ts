@@ -9,7 +9,7 @@
 // A resource group of the fake API server (FakeKubeApiServer.extend).
 import type { FakeApiContext, FakeApiGroup, FakeApiRequest } from './fake-kube-api-server.ts';
 import type { FakeReply } from './fake-kube-events.ts';
-import { decodeObject, kubeStatus, MICRO_TIME } from './fake-kube-events.ts';
+import { type Cause, decodeObject, invalidStatus, kubeStatus, MICRO_TIME } from './fake-kube-events.ts';
 
 export const LEASES_PATH = /^\/apis\/coordination\.k8s\.io\/v1\/namespaces\/([^/]+)\/leases(?:\/([^/]+))?$/;
 
@@ -129,7 +129,7 @@ export class FakeLeases implements FakeApiGroup {
     }
     const version = metadata.resourceVersion;
     if (version === undefined || version === '') {
-      return invalidStatus(objectName, [
+      return invalidStatus({ group: GROUP, kind: 'Lease', name: objectName }, [
         {
           reason: 'FieldValueInvalid',
           field: 'metadata.resourceVersion',
@@ -222,36 +222,7 @@ function validate(name: string, spec: Record<string, unknown>): FakeReply | unde
       message: `Invalid value: ${String(transitions)}: must be greater than or equal to 0`,
     });
   }
-  return causes.length > 0 ? invalidStatus(name, causes) : undefined;
-}
-
-interface Cause {
-  reason: 'FieldValueRequired' | 'FieldValueInvalid';
-  field: string;
-  message: string;
-}
-
-/** 422 Invalid as apiserver's NewInvalid words it: one error as is, several as `[a, b]`. */
-function invalidStatus(name: string, causes: Cause[]): FakeReply {
-  const errors = causes.map((c) => `${c.field}: ${c.message}`);
-  return {
-    code: 422,
-    body: {
-      kind: 'Status',
-      apiVersion: 'v1',
-      metadata: {},
-      status: 'Failure',
-      message: `Lease.${GROUP} "${name}" is invalid: ${errors.length === 1 ? errors[0] : `[${errors.join(', ')}]`}`,
-      reason: 'Invalid',
-      details: {
-        name,
-        group: GROUP,
-        kind: 'Lease',
-        causes,
-      },
-      code: 422,
-    },
-  };
+  return causes.length > 0 ? invalidStatus({ group: GROUP, kind: 'Lease', name }, causes) : undefined;
 }
 
 function notFound(name: string): FakeReply {
