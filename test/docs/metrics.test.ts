@@ -1,16 +1,15 @@
 // The metric names in docs/ are the ones served (issue 16.3): every `tes_*`, `process_*` or
-// `nodejs_*` name the docs write in code is served by the built agent, webhook or fleet (once
-// `tes-heartbeat fleet` exists), with the labels the docs give it; and every `tes_*` family
-// they serve is in the docs. prom-client's standard process metrics need not be listed one by
-// one, but the docs must say they are served ("the standard process metrics").
-import path from 'node:path';
+// `nodejs_*` name the docs write in code is served by the built agent, webhook or fleet, with
+// the labels the docs give it; and every `tes_*` family they serve is in the docs.
+// prom-client's standard process metrics need not be listed one by one, but the docs must
+// say they are served ("the standard process metrics").
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, getListener, startCli, stopAfterEach } from '../support/agent-harness.ts';
 import { codeSpans, docPages, prose, readPage } from '../support/docs.ts';
 import { waitFor } from '../support/fake-clock.ts';
 import { containerStatus, type FakeKube, startFakeKube, testPod } from '../support/fake-kube-api.ts';
 import { FaultTes } from '../support/fault-tes.ts';
-import { templateFile, tlsDir } from '../support/webhook-helpers.ts';
+import { webhookEnv } from '../support/webhook-helpers.ts';
 
 const after = stopAfterEach();
 
@@ -123,14 +122,7 @@ const components: Record<string, () => Promise<string>> = {
   },
   webhook: async () => {
     const port = await freePort();
-    const child = spawnChild(['webhook'], {
-      SIDECAR_TEMPLATE: templateFile,
-      WEBHOOK_TLS_CERT: path.join(tlsDir, 'server.crt'),
-      WEBHOOK_TLS_KEY: path.join(tlsDir, 'server.key'),
-      SIDECAR_MODE: 'native',
-      WEBHOOK_ADDR: '127.0.0.1:0',
-      HTTP_ADDR: `127.0.0.1:${port}`,
-    });
+    const child = spawnChild(['webhook'], { ...webhookEnv, HTTP_ADDR: `127.0.0.1:${port}` });
     return waitFor(
       async () =>
         child.exitCode === null && (await getListener(port, '/metrics').catch(() => undefined))?.body,

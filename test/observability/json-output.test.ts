@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, startCli } from '../support/agent-harness.ts';
 import { waitFor } from '../support/fake-clock.ts';
 import { FaultTes } from '../support/fault-tes.ts';
-import { templateFile, tlsDir } from '../support/webhook-helpers.ts';
+import { webhookEnv } from '../support/webhook-helpers.ts';
 
 const PRELOAD = path.join(import.meta.dirname, '..', 'support', 'warning-preload.mjs');
 
@@ -171,14 +171,7 @@ describe('nothing but JSON on stdout and stderr (LOG_FORMAT=json)', () => {
       'webhook',
       async () => ({
         args: ['webhook'],
-        env: {
-          SIDECAR_TEMPLATE: templateFile,
-          WEBHOOK_TLS_CERT: path.join(tlsDir, 'server.crt'),
-          WEBHOOK_TLS_KEY: path.join(tlsDir, 'server.key'),
-          SIDECAR_MODE: 'native',
-          WEBHOOK_ADDR: '127.0.0.1:0',
-          HTTP_ADDR: 'off',
-        },
+        env: webhookEnv,
       }),
     ],
     ['emulator', async () => ({ args: ['emulator', '--port', '0'], env: {} })],

@@ -5,7 +5,6 @@
 // that TesHeartbeatFailing fires while the TES fails and not before, that the other alerts fire
 // on their cause, and that every dashboard query evaluates and names only exposed metrics.
 import { type ChildProcess, spawn } from 'node:child_process';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { CLI, freePort, startAgent } from '../support/agent-harness.ts';
 import { type FakeKube, startFakeKube, testPod } from '../support/fake-kube-api.ts';
@@ -19,14 +18,7 @@ import {
   type PromAlert,
   startPrometheus,
 } from '../support/prometheus.ts';
-import {
-  admissionReview,
-  httpsClient,
-  jobPod,
-  review,
-  templateFile,
-  tlsDir,
-} from '../support/webhook-helpers.ts';
+import { admissionReview, httpsClient, jobPod, review, webhookEnv } from '../support/webhook-helpers.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: rendered manifests are walked dynamically
 type Any = any;
@@ -121,10 +113,7 @@ beforeAll(async () => {
   webhook = spawn(process.execPath, [CLI, 'webhook'], {
     env: {
       PATH: process.env.PATH ?? '',
-      SIDECAR_TEMPLATE: templateFile,
-      WEBHOOK_TLS_CERT: path.join(tlsDir, 'server.crt'),
-      WEBHOOK_TLS_KEY: path.join(tlsDir, 'server.key'),
-      SIDECAR_MODE: 'native',
+      ...webhookEnv,
       WEBHOOK_ADDR: `127.0.0.1:${webhookPort}`,
       HTTP_ADDR: `127.0.0.1:${webhookHttpPort}`,
       LOG_LEVEL: 'warn',

@@ -22,6 +22,15 @@ import type { WebhookConfig } from '../../src/webhook/webhook.ts';
 export const fixtures = path.join(import.meta.dirname, '..', 'fixtures');
 export const tlsDir = path.join(fixtures, 'tls');
 export const templateFile = path.join(fixtures, 'webhook/sidecar.yaml');
+/** The built webhook's settings on the test certificate: native mode, any port, no listener (a test overrides). */
+export const webhookEnv = {
+  SIDECAR_TEMPLATE: templateFile,
+  WEBHOOK_TLS_CERT: path.join(tlsDir, 'server.crt'),
+  WEBHOOK_TLS_KEY: path.join(tlsDir, 'server.key'),
+  SIDECAR_MODE: 'native',
+  WEBHOOK_ADDR: '127.0.0.1:0',
+  HTTP_ADDR: 'off',
+};
 
 export async function readTls(name: 'server' | 'server2' | 'ca') {
   const cert = await readFile(path.join(tlsDir, `${name}.crt`), 'utf8');

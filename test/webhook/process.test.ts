@@ -19,10 +19,11 @@ import {
   readTls,
   review,
   sendOversized,
-  templateFile,
   tempDir,
+  templateFile,
   tlsDir,
   validatePod,
+  webhookEnv,
 } from '../support/webhook-helpers.ts';
 
 const children: ChildProcess[] = [];
@@ -49,14 +50,7 @@ async function listeningPort(out: () => string): Promise<number> {
   return port as number;
 }
 
-const baseEnv = {
-  SIDECAR_TEMPLATE: templateFile,
-  WEBHOOK_TLS_CERT: path.join(tlsDir, 'server.crt'),
-  WEBHOOK_TLS_KEY: path.join(tlsDir, 'server.key'),
-  SIDECAR_MODE: 'native',
-  WEBHOOK_ADDR: '127.0.0.1:0',
-  HTTP_ADDR: 'off',
-};
+const baseEnv = webhookEnv;
 
 describe('tes-heartbeat webhook (process)', () => {
   it('exits 2 with one plain line per bad setting', async () => {
