@@ -6,12 +6,9 @@
 // relist); of each node only the name and the Ready status are kept.
 import type { Clock } from '../clock.ts';
 import type { KubeApi } from '../kube/api.ts';
-import { listWatch } from '../kube/list-watch.ts';
+import { listWatch, NODE_PAGE_SIZE } from '../kube/list-watch.ts';
 import type { Node } from '../kube/types.ts';
 import type { Logger } from '../log.ts';
-
-/** Nodes per LIST page: a big cluster's nodes are never one read that must finish in one timeout. */
-const NODE_PAGE_SIZE = 500;
 
 export interface LostNodesOptions {
   api: KubeApi;

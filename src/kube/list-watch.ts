@@ -19,6 +19,9 @@ interface Versioned {
 /** What a callback returns to end the loop (the promise then resolves). */
 export type Stop = 'stop' | undefined;
 
+/** Nodes per LIST page (webhook, cluster fleet): ~5–15 KB each, so a page is a few MB read well within the timeout. */
+export const NODE_PAGE_SIZE = 500;
+
 export interface ListWatchOptions<T> {
   api: KubeApi;
   /** A collection path, e.g. `/api/v1/nodes` or `/api/v1/namespaces/ns/pods`. */

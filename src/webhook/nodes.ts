@@ -10,7 +10,7 @@ import type { Clock } from '../clock.ts';
 import type { KubeApi } from '../kube/api.ts';
 import type { Node } from '../kube/types.ts';
 import { kubeBackoffMs } from '../kube/backoff.ts';
-import { listWatch } from '../kube/list-watch.ts';
+import { listWatch, NODE_PAGE_SIZE } from '../kube/list-watch.ts';
 import type { Logger } from '../log.ts';
 import { chooseMode } from './mode.ts';
 import type { SidecarMode } from './mutate.ts';
@@ -30,8 +30,6 @@ export interface NodeTrackerOptions {
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
-/** Nodes per LIST page: ~5–15 KB each, so a page is a few MB read well within the timeout. */
-export const NODE_PAGE_SIZE = 500;
 const DEFAULT_VERSION_REFRESH_MS = 10 * 60_000;
 
 export class NodeTracker {
