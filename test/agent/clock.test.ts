@@ -11,8 +11,6 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { freePort, getListener, stopAfterEach } from '../support/agent-harness.ts';
 import { waitFor } from '../support/fake-clock.ts';
-import { startFakeKube, testPod } from '../support/fake-kube-api.ts';
-import { FaultTes } from '../support/fault-tes.ts';
 
 const LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
 const hasFaketime = existsSync(LIBFAKETIME);
@@ -25,18 +23,9 @@ describe('rule 14: a wall-clock step changes no heartbeat timing', () => {
   it.skipIf(!hasFaketime)(
     `keeps the cadence and stays ready when the clock steps −600 s and +600 s${hasFaketime ? '' : ` (skipped: ${LIBFAKETIME} is missing; ./dev test installs faketime)`}`,
     async () => {
-      const tes = await new FaultTes().start();
-      const kube = await startFakeKube();
+      const { tes, env } = await after.world({ runId: 'run-clock-1', podStatus: { phase: 'Pending' } });
       const dir = await mkdtemp(path.join(tmpdir(), 'clock-'));
-      after.defer(
-        () => tes.close(),
-        () => kube.close(),
-        () => rm(dir, { recursive: true, force: true }),
-      );
-      kube.server.set(
-        'pods',
-        testPod({ name: 'task-pod', namespace: 'tasks', containers: ['main', 'tes-heartbeat'] }),
-      );
+      after.defer(() => rm(dir, { recursive: true, force: true }));
       const offset = path.join(dir, 'offset');
       await writeFile(offset, '+0\n');
       const port = await freePort();
@@ -45,11 +34,7 @@ describe('rule 14: a wall-clock step changes no heartbeat timing', () => {
         FAKETIME_TIMESTAMP_FILE: offset,
         FAKETIME_NO_CACHE: '1',
         FAKETIME_DONT_FAKE_MONOTONIC: '1',
-        TES_URL: tes.url,
-        TES_RUN_ID: 'run-clock-1',
-        POD_NAME: 'task-pod',
-        POD_NAMESPACE: 'tasks',
-        KUBECONFIG: kube.kubeconfigPath,
+        ...env,
         JOB_RETRY_COUNT: '0',
         HARDWARE_DETAILS: 'off',
         EVENTS: 'off',

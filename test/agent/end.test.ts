@@ -7,26 +7,20 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { HeartbeatTaskRunRequest } from '../../src/tes/types.gen.ts';
-import { type AgentProcess, freePort, getListener, stopAfterEach } from '../support/agent-harness.ts';
-import { waitFor } from '../support/fake-clock.ts';
 import {
-  COMPLETED,
-  type FakeKube,
-  type KubeObject,
-  RUNNING,
-  startFakeKube,
-  testPod,
-  testTls,
-} from '../support/fake-kube-api.ts';
-import { FaultTes } from '../support/fault-tes.ts';
+  type AgentProcess,
+  type AgentWorld,
+  freePort,
+  getListener,
+  stopAfterEach,
+} from '../support/agent-harness.ts';
+import { waitFor } from '../support/fake-clock.ts';
+import { COMPLETED, type KubeObject, RUNNING, testPod, testTls } from '../support/fake-kube-api.ts';
 
 const NS = 'tasks';
 
-interface World {
-  tes: FaultTes;
-  kube: FakeKube;
+interface World extends AgentWorld {
   port: number;
-  env: Record<string, string>;
 }
 
 const after = stopAfterEach();
@@ -64,24 +58,11 @@ function pod(
 }
 
 async function world(): Promise<World> {
-  const tes = await new FaultTes().start();
-  const kube = await startFakeKube();
-  after.defer(
-    () => tes.close(),
-    () => kube.close(),
-  );
-  kube.server.set('pods', pod());
   const port = await freePort();
-  return {
-    tes,
-    kube,
-    port,
+  const w = await after.world({
+    runId: 'run-end-1',
+    podStatus: pod().status as KubeObject,
     env: {
-      TES_URL: tes.url,
-      TES_RUN_ID: 'run-end-1',
-      POD_NAME: 'task-pod',
-      POD_NAMESPACE: NS,
-      KUBECONFIG: kube.kubeconfigPath,
       JOB_RETRY_COUNT: '0',
       HARDWARE_DETAILS: 'off',
       HEARTBEAT_INTERVAL: '5s',
@@ -89,7 +70,8 @@ async function world(): Promise<World> {
       HTTP_ADDR: `127.0.0.1:${port}`,
       LOG_LEVEL: 'debug',
     },
-  };
+  });
+  return { ...w, port };
 }
 
 const run = (w: World, env: Record<string, string> = {}): AgentProcess => after.agent({ ...w.env, ...env });
