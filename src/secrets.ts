@@ -5,8 +5,10 @@
 // the `runs` command all scrub through it.
 //
 // The fleet holds thousands of runs, each with a nonce and jwts: scrubbing looks every
-// value up by its first MIN_SCRUBBED_LENGTH characters, so a line costs the same with
-// ten secrets or fifty thousand, and a run's values are forgotten when the run ends.
+// value up by its first MIN_SCRUBBED_LENGTH characters and then by its length, so a line
+// costs the same with ten secrets or fifty thousand — also when they all share a prefix
+// ('nonce-…') — holding or forgetting a value costs the same too, and a run's values are
+// forgotten when the run ends.
 
 /** Shorter values are redacted by field path only: scrubbing them would mangle every line. */
 export const MIN_SCRUBBED_LENGTH = 6;
@@ -62,8 +64,8 @@ export class Secrets implements SecretSink {
   private readonly rotating: Rotating;
   /** How many holdings (the process's kinds, each run's) use a form: it is scrubbed while any does. */
   private readonly held = new Map<string, number>();
-  /** Every held form, by its first MIN_SCRUBBED_LENGTH characters, longest first. */
-  private readonly byPrefix = new Map<string, string[]>();
+  /** Every held form, by its first MIN_SCRUBBED_LENGTH characters. */
+  private readonly byPrefix = new Map<string, Forms>();
 
   /** `fixed` are kept for good (TES_TOKEN, TES_NONCE); `keep` bounds the rotating ones. */
   constructor(fixed: Iterable<string | undefined> = [], keep = ROTATING_KEPT) {
@@ -106,9 +108,7 @@ export class Secrets implements SecretSink {
     let out = '';
     let copied = 0;
     for (let at = 0; at <= text.length - MIN_SCRUBBED_LENGTH; ) {
-      const hit = this.byPrefix
-        .get(text.slice(at, at + MIN_SCRUBBED_LENGTH))
-        ?.find((form) => text.startsWith(form, at));
+      const hit = this.byPrefix.get(text.slice(at, at + MIN_SCRUBBED_LENGTH))?.longestAt(text, at);
       if (hit === undefined) {
         at++;
         continue;
@@ -132,8 +132,12 @@ export class Secrets implements SecretSink {
       this.held.set(form, count + 1);
       if (count > 0) continue;
       const key = form.slice(0, MIN_SCRUBBED_LENGTH);
-      const list = [...(this.byPrefix.get(key) ?? []), form].sort((a, b) => b.length - a.length);
-      this.byPrefix.set(key, list);
+      let forms = this.byPrefix.get(key);
+      if (!forms) {
+        forms = new Forms();
+        this.byPrefix.set(key, forms);
+      }
+      forms.add(form);
     }
   }
 
@@ -146,10 +150,54 @@ export class Secrets implements SecretSink {
       }
       this.held.delete(form);
       const key = form.slice(0, MIN_SCRUBBED_LENGTH);
-      const list = (this.byPrefix.get(key) ?? []).filter((f) => f !== form);
-      if (list.length > 0) this.byPrefix.set(key, list);
-      else this.byPrefix.delete(key);
+      const forms = this.byPrefix.get(key);
+      if (forms?.delete(form) && forms.empty) this.byPrefix.delete(key);
     }
+  }
+}
+
+/**
+ * The held forms of one prefix, by length: a position is tried once per distinct length
+ * (a handful: nonces and jwts of one issuer are of one length), longest first, never once
+ * per form.
+ */
+class Forms {
+  private readonly byLength = new Map<number, Set<string>>();
+  /** The keys of `byLength`, longest first. */
+  private lengths: number[] = [];
+
+  get empty(): boolean {
+    return this.lengths.length === 0;
+  }
+
+  add(form: string): void {
+    const same = this.byLength.get(form.length);
+    if (same) {
+      same.add(form);
+      return;
+    }
+    this.byLength.set(form.length, new Set([form]));
+    this.lengths = [...this.byLength.keys()].sort((a, b) => b - a);
+  }
+
+  /** Whether `form` was held. */
+  delete(form: string): boolean {
+    const same = this.byLength.get(form.length);
+    if (!same?.delete(form)) return false;
+    if (same.size === 0) {
+      this.byLength.delete(form.length);
+      this.lengths = this.lengths.filter((length) => length !== form.length);
+    }
+    return true;
+  }
+
+  /** The longest held form that `text` has at `at`. */
+  longestAt(text: string, at: number): string | undefined {
+    for (const length of this.lengths) {
+      const candidate = text.slice(at, at + length);
+      if (candidate.length === length && this.byLength.get(length)?.has(candidate)) return candidate;
+    }
+    return undefined;
   }
 }
 

@@ -1,7 +1,7 @@
 // Rule 11 per run (contract: Fleet mode, where the rules meet): a run's nonce and its
 // newest few jwts are scrubbed while it runs and forgotten when it ends; the process's
 // own tokens are kept for good; a value two holders share stays until both let go.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Secrets } from '../../src/secrets.ts';
 
 describe('Secrets.forRun', () => {
@@ -44,5 +44,32 @@ describe('Secrets.forRun', () => {
     for (const run of runs) run.forget();
     expect(secrets.scrub(line)).toBe(line);
     expect(secrets.scrub('fleet-token-123')).toBe('[redacted]');
+  });
+
+  it('ten thousand values sharing their first characters: each scrubbed alone, a line tries each position once per length, not once per value; forgetting leaves nothing', () => {
+    const secrets = new Secrets(['fleet-token-123']);
+    // A TES whose nonces all start 'nonce-': every value falls under one prefix.
+    const nonce = (i: number) => `nonce-${String(i).padStart(8, '0')}`;
+    const runs = Array.from({ length: 10_000 }, (_, i) => {
+      const run = secrets.forRun(4);
+      run.add('nonce', nonce(i));
+      return run;
+    });
+    const line = `${nonce(0)} ${nonce(4321)} nonce-99999999 ${nonce(9999)}x fleet-token-123`;
+    // Counted, not timed: a scrubber that compares a position with every held value
+    // (String.prototype.startsWith per value) calls it ~10,000 times per position here.
+    const startsWith = vi.spyOn(String.prototype, 'startsWith');
+    const scrubbed = secrets.scrub(line);
+    const comparisons = startsWith.mock.calls.length;
+    startsWith.mockRestore();
+    expect(scrubbed).toBe('[redacted] [redacted] nonce-99999999 [redacted]x [redacted]');
+    expect(comparisons).toBeLessThan(100);
+    for (const run of runs.slice(0, 5_000)) run.forget();
+    expect(secrets.scrub(line)).toBe(`${nonce(0)} ${nonce(4321)} nonce-99999999 [redacted]x [redacted]`);
+    for (const run of runs.slice(5_000)) run.forget();
+    expect(secrets.scrub(line)).toBe(`${nonce(0)} ${nonce(4321)} nonce-99999999 ${nonce(9999)}x [redacted]`);
+    // Held again after being forgotten everywhere: scrubbed again (nothing stale left behind).
+    secrets.forRun(4).add('nonce', nonce(4321));
+    expect(secrets.scrub(line)).toBe(`${nonce(0)} [redacted] nonce-99999999 ${nonce(9999)}x [redacted]`);
   });
 });
