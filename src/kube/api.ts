@@ -110,9 +110,10 @@ export interface LoadOptions {
   /** Ages the token read from a token file (rule T1). */
   clock?: Clock;
   /**
-   * One-off calls (not watches) in flight at once; the rest wait their turn within their
-   * own deadline. Unset: no limit (the agent makes a handful). The fleet sets it: a first
-   * list of a thousand pods must not open a thousand TLS connections for their Job reads.
+   * One-off calls (not watches, not lists) in flight at once; the rest wait their turn,
+   * and a call's deadline starts when it gets one. Unset: no limit (the agent makes a
+   * handful). The fleet sets it: a first list of a thousand pods must not open a thousand
+   * TLS connections for their Job reads.
    */
   maxConcurrentCalls?: number;
 }
@@ -197,26 +198,40 @@ export class KubeApi {
     return this.request(apiPath, call, (body, where) => parseJson<T>(body, where));
   }
 
-  /** A list by API path, e.g. `/api/v1/nodes`, with its resourceVersion. */
+  /**
+   * A list by API path, e.g. `/api/v1/nodes`, with its resourceVersion. Never waits for a
+   * turn under `maxConcurrentCalls`: a list is a list-watch's (re)start, one at a time per
+   * collection, and must not queue behind the Job reads and marks its own pods cause.
+   */
   async list<T>(
     apiPath: string,
     query: Record<string, string>,
     call: KubeCall,
   ): Promise<{ items: T[]; resourceVersion: string; continue?: string }> {
     const where = withQuery(apiPath, query);
-    return this.request(where, call, (body) => {
-      const list = parseJson<{
-        items?: T[] | null;
-        metadata?: { resourceVersion?: string; continue?: string };
-      }>(body, where);
-      const resourceVersion = list.metadata?.resourceVersion;
-      if (typeof resourceVersion !== 'string' || !Array.isArray(list.items ?? [])) {
-        throw new KubeError({ code: 'KUBE_BAD_RESPONSE', message: `GET ${where}: not a list`, path: where });
-      }
-      // A paged list (`limit`) names where the next page starts; empty or absent on the last.
-      const next = list.metadata?.continue;
-      return { items: list.items ?? [], resourceVersion, ...(next ? { continue: next } : {}) };
-    });
+    return this.request(
+      where,
+      call,
+      (body) => {
+        const list = parseJson<{
+          items?: T[] | null;
+          metadata?: { resourceVersion?: string; continue?: string };
+        }>(body, where);
+        const resourceVersion = list.metadata?.resourceVersion;
+        if (typeof resourceVersion !== 'string' || !Array.isArray(list.items ?? [])) {
+          throw new KubeError({
+            code: 'KUBE_BAD_RESPONSE',
+            message: `GET ${where}: not a list`,
+            path: where,
+          });
+        }
+        // A paged list (`limit`) names where the next page starts; empty or absent on the last.
+        const next = list.metadata?.continue;
+        return { items: list.items ?? [], resourceVersion, ...(next ? { continue: next } : {}) };
+      },
+      undefined,
+      false,
+    );
   }
 
   /**
@@ -337,21 +352,32 @@ export class KubeApi {
     parse: (body: string, where: string) => T,
     /** A JSON body to write (POST to create, PUT to replace); a GET without. */
     write?: Write,
+    /** False: not under `maxConcurrentCalls` (a list, see `list`). */
+    limited = true,
   ): Promise<T> {
     const method = write?.method ?? 'GET';
-    const deadline = new AbortController();
-    const signal = call.signal ? AbortSignal.any([call.signal, deadline.signal]) : deadline.signal;
     let expired = false;
-    const timer = setTimeout(() => {
-      expired = true;
-      deadline.abort();
-    }, call.timeoutMs);
-    try {
-      const exchange = async () => {
+    // The deadline bounds the exchange, not the wait for a turn: a call queued behind
+    // sixteen others would otherwise time out before it started, or be cut off mid-answer
+    // (which closes its connection; the retry then opens another). The caller's signal
+    // still ends the wait at once.
+    const exchange = async () => {
+      const deadline = new AbortController();
+      const signal = call.signal ? AbortSignal.any([call.signal, deadline.signal]) : deadline.signal;
+      const timer = setTimeout(() => {
+        expired = true;
+        deadline.abort();
+      }, call.timeoutMs);
+      try {
         const answer = await this.send(where, signal, false, write);
         return { response: answer, body: await answer.body.text() };
-      };
-      const { response, body } = await (this.calls ? this.calls.run(exchange, signal) : exchange());
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+    try {
+      const queue = limited ? this.calls : undefined;
+      const { response, body } = await (queue ? queue.run(exchange, call.signal) : exchange());
       const created = write !== undefined && response.statusCode === 201;
       if (response.statusCode !== 200 && !created) throw httpError(where, response.statusCode, body, method);
       return parse(body, where);
@@ -362,8 +388,6 @@ export class KubeApi {
         { aborted: call.signal?.aborted ?? false, expired, timeoutMs: call.timeoutMs },
         method,
       );
-    } finally {
-      clearTimeout(timer);
     }
   }
 
