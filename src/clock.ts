@@ -3,7 +3,6 @@
 // deterministically. Two clocks, because the wall clock can step (NTP, a VM
 // resumed): anything that waits or measures uses `monotonic`; `now` only stamps.
 import { performance } from 'node:perf_hooks';
-import { setTimeout as sleepTimer } from 'node:timers/promises';
 
 export interface Clock {
   /** Wall-clock milliseconds since the epoch: for timestamps only, never for intervals. */
@@ -21,7 +20,25 @@ export const systemClock: Clock = {
   monotonic: () => performance.now(),
   // A negative delay is a computation gone wrong at the caller (fix it there); Node would
   // also print a TimeoutNegativeWarning in plain text among JSON logs, so it waits 0 here.
-  sleep: (ms, signal) => sleepTimer(Math.max(0, ms), undefined, signal ? { signal } : undefined),
+  // Rejects with the signal's own reason (not a fresh AbortError per sleep, which
+  // timers/promises makes): the fleet wakes thousands of sleeping loops at once.
+  sleep: (ms, signal) => {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise((resolve, reject) => {
+      const woken = () => {
+        clearTimeout(timer);
+        reject(signal?.reason);
+      };
+      const timer = setTimeout(
+        () => {
+          signal?.removeEventListener('abort', woken);
+          resolve();
+        },
+        Math.max(0, ms),
+      );
+      signal?.addEventListener('abort', woken, { once: true });
+    });
+  },
   random: () => Math.random(),
 };
 
