@@ -27,8 +27,8 @@ export class PodEvents implements HeartbeatObserver {
   private readonly o: PodEventsOptions;
   private state: HealthState;
   private writes: Promise<unknown> = Promise.resolve();
-  /** Aborts a write still running when the agent exits. */
-  private readonly giveUp = new AbortController();
+  /** Aborts a write still running when the agent exits (made with the first Event: most runs write none). */
+  private giveUp: AbortController | undefined;
   private timer: AbortController | undefined;
   private timerDueAt: number | undefined;
   private closed = false;
@@ -60,7 +60,7 @@ export class PodEvents implements HeartbeatObserver {
     this.closed = true;
     this.timer?.abort();
     await waitAtMost(this.o.clock, this.writes, budgetMs);
-    this.giveUp.abort();
+    this.giveUp?.abort();
   }
 
   private apply(input: HealthInput): void {
@@ -68,7 +68,11 @@ export class PodEvents implements HeartbeatObserver {
     const step = nextHealth(this.state, input, this.o.intervalMs);
     this.state = step.state;
     const event = step.event;
-    if (event) this.writes = this.writes.then(() => this.o.write(event, this.giveUp.signal));
+    if (event) {
+      this.giveUp ??= new AbortController();
+      const { signal } = this.giveUp;
+      this.writes = this.writes.then(() => this.o.write(event, signal));
+    }
     this.arm();
   }
 

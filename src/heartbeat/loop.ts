@@ -13,6 +13,7 @@
 import type { Clock } from '../clock.ts';
 import type { Logger } from '../log.ts';
 import type { HeartbeatTaskRunRequest, TaskRunHeartbeat } from '../tes/types.gen.ts';
+import { Latch } from './latch.ts';
 import { type AttemptFailure, retryDecision } from './retry-policy.ts';
 
 export type EndReason = 'complete' | 'signal' | 'pod-deleted';
@@ -105,18 +106,27 @@ export class HeartbeatLoop {
   private sentSignature: string | undefined;
   private failuresInARow = 0;
   private wake = new AbortController();
-  private readonly endController = new AbortController();
+  // Latches, not AbortControllers: a fleet holds thousands of loops that never end while
+  // it runs, so a signal is made only for the one who asks for it (latch.ts).
+  /** The end has been seen. */
+  private readonly endSeen = new Latch();
   private endSeenAt = 0;
-  /** Aborted when the attempt in flight and the refresh must give way to the final heartbeat. */
-  private readonly giveWay = new AbortController();
-  /** Aborted at the final deadline: whatever is still running then is cut off. */
-  private readonly cutOff = new AbortController();
+  /** The attempt in flight and the refresh must give way to the final heartbeat. */
+  private readonly giveWay = new Latch();
+  /** The final deadline: whatever is still running then is cut off. */
+  private readonly cutOff = new Latch();
   /** Cancels the timers above once the loop is done, so none keeps the process alive. */
-  private readonly timers = new AbortController();
-  /** Aborted when the loop stops without a final heartbeat (`abandon`). */
-  private readonly abandoned = new AbortController();
-  /** Aborted when even a final heartbeat already due must stop (`abandon` with `evenFinal`). */
-  private readonly abandonedFinal = new AbortController();
+  private readonly timers = new Latch();
+  /** The loop stops without a final heartbeat (`abandon`). */
+  private readonly abandoned = new Latch();
+  /** Even a final heartbeat already due must stop (`abandon` with `evenFinal`). */
+  private readonly abandonedFinal = new Latch();
+  /** What stops a periodic heartbeat's attempts: giveWay or abandoned, whichever came first. */
+  private readonly beatStop = new Latch();
+  /** What stops a periodic heartbeat's retries: the end or abandoned. */
+  private readonly retryStop = new Latch();
+  /** What stops the final heartbeat: cutOff or abandonedFinal. */
+  private readonly finalStop = new Latch();
   private beforeFinal: Promise<unknown> = Promise.resolve();
   private finalSent = false;
   private finalAcknowledged = false;
@@ -131,12 +141,12 @@ export class HeartbeatLoop {
   }
 
   get ending(): boolean {
-    return this.endController.signal.aborted;
+    return this.endSeen.fired;
   }
 
   /** Aborted when the end has been seen. */
   get endSignal(): AbortSignal {
-    return this.endController.signal;
+    return this.endSeen.signal;
   }
 
   /** Aborted when the end's other work (the pod refresh) must stop for the final heartbeat. */
@@ -166,10 +176,18 @@ export class HeartbeatLoop {
     log.info({ reason }, 'ending: the final heartbeat follows');
     this.endSeenAt = clock.monotonic();
     const reserve = Math.min(finalDeadlineMs, Math.max(finalDeadlineMs / 2, FINAL_FIRST_ATTEMPT_MIN_MS));
-    this.abortAfter(this.giveWay, finalDeadlineMs - reserve, 'the final heartbeat goes first');
-    this.abortAfter(this.cutOff, finalDeadlineMs, 'FINAL_HEARTBEAT_DEADLINE passed');
+    this.after(finalDeadlineMs - reserve, () =>
+      this.giveWayNow(cutOffReason('the final heartbeat goes first')),
+    );
+    this.after(finalDeadlineMs, () => {
+      const why = cutOffReason('FINAL_HEARTBEAT_DEADLINE passed');
+      this.cutOff.fire(why);
+      this.finalStop.fire(why);
+    });
     if (prepare) this.beforeFinal = prepare.catch(() => undefined);
-    this.endController.abort(new Error(`ending: ${reason}`));
+    const ending = new Error(`ending: ${reason}`);
+    this.endSeen.fire(ending);
+    this.retryStop.fire(ending);
     this.wake.abort(WOKEN);
   }
 
@@ -181,10 +199,15 @@ export class HeartbeatLoop {
    */
   abandon(why: string, options: { evenFinal?: boolean } = {}): void {
     const reason = cutOffReason(why);
-    if (!this.ending && !this.abandoned.signal.aborted)
+    if (!this.ending && !this.abandoned.fired)
       this.o.log.info({ why }, 'heartbeats stop without a final one');
-    this.abandoned.abort(reason);
-    if (options.evenFinal) this.abandonedFinal.abort(reason);
+    this.abandoned.fire(reason);
+    this.beatStop.fire(reason);
+    this.retryStop.fire(reason);
+    if (options.evenFinal) {
+      this.abandonedFinal.fire(reason);
+      this.finalStop.fire(reason);
+    }
     this.wake.abort(WOKEN);
   }
 
@@ -192,7 +215,7 @@ export class HeartbeatLoop {
   async run(): Promise<LoopOutcome> {
     try {
       while (!this.ending) {
-        if (this.abandoned.signal.aborted) return 'abandoned';
+        if (this.abandoned.fired) return 'abandoned';
         this.tick();
         const wait = this.nextDueAt() - this.o.clock.monotonic();
         if (wait > 0) {
@@ -206,12 +229,12 @@ export class HeartbeatLoop {
         aborted(this.giveWay.signal),
         aborted(this.abandonedFinal.signal),
       ]);
-      if (this.abandonedFinal.signal.aborted) return 'abandoned';
+      if (this.abandonedFinal.fired) return 'abandoned';
       await this.beat(true);
-      if (this.abandonedFinal.signal.aborted) return 'abandoned';
+      if (this.abandonedFinal.fired) return 'abandoned';
       return this.finalAcknowledged ? 'final-sent' : 'final-failed';
     } finally {
-      this.timers.abort(DONE);
+      this.timers.fire(DONE);
     }
   }
 
@@ -249,10 +272,8 @@ export class HeartbeatLoop {
     this.nextPeriodicAt = start + this.o.intervalMs * (1 - JITTER + 2 * JITTER * clock.random());
     const retryUntil = last ? this.endSeenAt + this.o.finalDeadlineMs : this.nextPeriodicAt;
     // An attempt in flight when the end comes gives way; the final one runs to its deadline.
-    const stop = last
-      ? AbortSignal.any([this.cutOff.signal, this.abandonedFinal.signal])
-      : AbortSignal.any([this.giveWay.signal, this.abandoned.signal]);
-    const retryWake = last ? stop : AbortSignal.any([this.endSignal, this.abandoned.signal]);
+    const stop = last ? this.finalStop : this.beatStop;
+    const retryWake = last ? stop : this.retryStop;
     let attempts = 0;
     let unauthorizedRetried = false;
 
@@ -264,7 +285,7 @@ export class HeartbeatLoop {
         reply = await this.attempt(last, stop);
       } catch (error) {
         // Abandoned: nothing is reported for an attempt that was cut off on purpose.
-        if ((last ? this.abandonedFinal : this.abandoned).signal.aborted) return;
+        if ((last ? this.abandonedFinal : this.abandoned).fired) return;
         const failure = error as Partial<AttemptFailure>;
         await this.countFailedAttempt(failure);
         const decision = retryDecision({
@@ -278,13 +299,13 @@ export class HeartbeatLoop {
         });
         if (!decision.retry && decision.holdUntil !== undefined) this.holdUntil = decision.holdUntil;
         // The end stops a heartbeat's retries: the final one takes over with fresh data.
-        if (decision.retry && (last || !(this.ending || this.abandoned.signal.aborted))) {
+        if (decision.retry && (last || !(this.ending || this.abandoned.fired))) {
           if (decision.reloadToken) {
             unauthorizedRetried = true;
             await this.o.bearer.unauthorized();
           }
           log.debug({ err: error, delayMs: decision.delayMs, last }, 'heartbeat attempt failed; retrying');
-          const woken = await clock.sleep(decision.delayMs, retryWake).then(
+          const woken = await clock.sleep(decision.delayMs, retryWake.signal).then(
             () => false,
             () => true,
           );
@@ -298,22 +319,21 @@ export class HeartbeatLoop {
     }
   }
 
-  /** One HTTP attempt, cut off when `stop` aborts (a fresh signal each time: no listener piles up). */
-  private async attempt(last: boolean, stop: AbortSignal): Promise<TaskRunHeartbeat> {
+  /** One HTTP attempt, cut off when `stop` fires (a fresh signal each time: no listener piles up). */
+  private async attempt(last: boolean, stop: Latch): Promise<TaskRunHeartbeat> {
     const { clock, observer } = this.o;
     // Every attempt carries the newest snapshot, so a change seen now needs no beat of its own.
     this.sentSignature = this.o.signature();
     const body = this.o.body(last);
     const token = await this.o.bearer.current();
-    stop.throwIfAborted();
+    if (stop.fired) throw stop.reason;
     const cut = new AbortController();
-    const onStop = () => cut.abort(stop.reason);
-    stop.addEventListener('abort', onStop, { once: true });
+    stop.attach(cut);
     const started = clock.monotonic();
     try {
       return await this.o.send(body, token, cut.signal);
     } finally {
-      stop.removeEventListener('abort', onStop);
+      stop.detach(cut);
       observer.attempt((clock.monotonic() - started) / 1000);
     }
   }
@@ -356,12 +376,14 @@ export class HeartbeatLoop {
       this.o.log.info('two failed attempts in a row: dialling fresh TES connections');
   }
 
-  /** Aborts `controller` after `ms` of monotonic time (the timer is cancelled when the loop is done). */
-  private abortAfter(controller: AbortController, ms: number, why: string): void {
-    this.o.clock.sleep(ms, this.timers.signal).then(
-      () => controller.abort(cutOffReason(why)),
-      () => undefined,
-    );
+  private giveWayNow(reason: Error): void {
+    this.giveWay.fire(reason);
+    this.beatStop.fire(reason);
+  }
+
+  /** Calls `fn` after `ms` of monotonic time (the timer is cancelled when the loop is done). */
+  private after(ms: number, fn: () => void): void {
+    this.o.clock.sleep(ms, this.timers.signal).then(fn, () => undefined);
   }
 }
 
