@@ -24,23 +24,47 @@ export const systemClock: Clock = {
   // timers/promises makes): the fleet wakes thousands of sleeping loops at once.
   sleep: (ms, signal) => {
     if (signal?.aborted) return Promise.reject(signal.reason);
-    return new Promise((resolve, reject) => {
-      const woken = () => {
-        clearTimeout(timer);
-        reject(signal?.reason);
-      };
-      const timer = setTimeout(
-        () => {
-          signal?.removeEventListener('abort', woken);
-          resolve();
-        },
-        Math.max(0, ms),
-      );
-      signal?.addEventListener('abort', woken, { once: true });
-    });
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    const sleep = new Sleep(resolve, reject, signal);
+    sleep.timer = setTimeout(wakeUp, Math.max(0, ms), sleep);
+    signal?.addEventListener('abort', sleep, { once: true });
+    return promise;
   },
   random: () => Math.random(),
 };
+
+/**
+ * One pending sleep: its timer and the abort listener that cancels it. An object with
+ * methods, not closures: the fleet keeps thousands asleep at once, and the build's
+ * keepNames gives every named closure its own `name` property and hidden class.
+ */
+class Sleep {
+  timer: ReturnType<typeof setTimeout> | undefined;
+  private readonly resolve: () => void;
+  private readonly reject: (reason: unknown) => void;
+  private readonly signal: AbortSignal | undefined;
+
+  constructor(resolve: () => void, reject: (reason: unknown) => void, signal: AbortSignal | undefined) {
+    this.resolve = resolve;
+    this.reject = reject;
+    this.signal = signal;
+  }
+
+  /** The signal aborted first (EventTarget calls a listener object's handleEvent). */
+  handleEvent(): void {
+    clearTimeout(this.timer);
+    this.reject(this.signal?.reason);
+  }
+
+  woke(): void {
+    this.signal?.removeEventListener('abort', this);
+    this.resolve();
+  }
+}
+
+function wakeUp(sleep: Sleep): void {
+  sleep.woke();
+}
 
 /**
  * Waits for `work` at most `ms` of monotonic time, or until `stop` aborts — whichever

@@ -89,14 +89,17 @@ export class Secrets implements SecretSink {
   forRun(keep: number): RunSecrets {
     const rotating = new Rotating(keep);
     let forgotten = false;
+    // Methods, not arrow functions: the build's keepNames gives every named arrow its own
+    // `name` property and hidden class, per run.
+    const secrets = this;
     return {
-      add: (kind, value) => {
-        if (!forgotten && scrubbable(value)) this.keepIn(rotating, kind, value);
+      add(kind, value) {
+        if (!forgotten && scrubbable(value)) secrets.keepIn(rotating, kind, value);
       },
-      forget: () => {
+      forget() {
         if (forgotten) return;
         forgotten = true;
-        for (const value of rotating.all()) this.release(value);
+        for (const value of rotating.all()) secrets.release(value);
         rotating.kinds.clear();
       },
     };

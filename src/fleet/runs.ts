@@ -212,7 +212,7 @@ export class FleetRuns {
   // ---- a run's life ----
 
   private async start(e: Entry, plan: Extract<PodPlan, { kind: 'run' }>): Promise<void> {
-    const { config, clock, facts } = this.o;
+    const { config, clock, facts, tes, gate } = this.o;
     const pod = e.pod;
     e.phase = 'starting';
     const log = this.o.log.child({ runId: plan.runId, podName: pod.metadata?.name ?? null });
@@ -243,9 +243,14 @@ export class FleetRuns {
       policy: config,
       clock,
       log,
-      send: (body, token, signal) =>
-        this.o.tes.send(plan.runId, body, token, AbortSignal.any([signal, this.o.gate.signal])),
-      resetConnections: () => this.o.tes.recycle(),
+      // Methods, not arrow functions: the build's keepNames gives every named arrow its
+      // own `name` property and hidden class, per run (task-run.ts).
+      send(body, token, signal) {
+        return tes.send(plan.runId, body, token, AbortSignal.any([signal, gate.signal]));
+      },
+      resetConnections() {
+        return tes.recycle();
+      },
       bearer: new RunBearer({ tokens: this.o.tokens, log, secrets }),
       reporter: 'fleet',
       writeEvent: this.o.events ? (event, signal) => this.writeEvent(e, event, log, signal) : undefined,

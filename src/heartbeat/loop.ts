@@ -257,9 +257,9 @@ export class HeartbeatLoop {
     return Math.max(Math.min(this.nextPeriodicAt, onChange), this.holdUntil);
   }
 
-  private async sleep(ms: number): Promise<void> {
+  private sleep(ms: number): Promise<void> {
     this.wake = new AbortController();
-    await this.o.clock.sleep(ms, this.wake.signal).catch(() => undefined);
+    return this.o.clock.sleep(ms, this.wake.signal).catch(ignore);
   }
 
   /** One heartbeat: attempts until one is answered, the policy says stop, or the end takes over. */
@@ -398,4 +398,8 @@ function pick(failure: Partial<AttemptFailure>): Omit<AttemptFailure, 'retryable
 export function aborted(signal: AbortSignal): Promise<void> {
   if (signal.aborted) return Promise.resolve();
   return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+}
+
+function ignore(): undefined {
+  return undefined;
 }
