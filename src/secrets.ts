@@ -64,8 +64,12 @@ export class Secrets implements SecretSink {
   private readonly rotating: Rotating;
   /** How many holdings (the process's kinds, each run's) use a form: it is scrubbed while any does. */
   private readonly held = new Map<string, number>();
-  /** Every held form, by its first MIN_SCRUBBED_LENGTH characters. */
-  private readonly byPrefix = new Map<string, Forms>();
+  /**
+   * Every held form, by its first MIN_SCRUBBED_LENGTH characters: the form itself while
+   * it is the only one (nonces are random from their first character: nearly always),
+   * else the forms by length — a Map and a Set per prefix would cost every run ~400 bytes.
+   */
+  private readonly byPrefix = new Map<string, string | Forms>();
 
   /** `fixed` are kept for good (TES_TOKEN, TES_NONCE); `keep` bounds the rotating ones. */
   constructor(fixed: Iterable<string | undefined> = [], keep = ROTATING_KEPT) {
@@ -111,7 +115,7 @@ export class Secrets implements SecretSink {
     let out = '';
     let copied = 0;
     for (let at = 0; at <= text.length - MIN_SCRUBBED_LENGTH; ) {
-      const hit = this.byPrefix.get(text.slice(at, at + MIN_SCRUBBED_LENGTH))?.longestAt(text, at);
+      const hit = longestAt(this.byPrefix.get(text.slice(at, at + MIN_SCRUBBED_LENGTH)), text, at);
       if (hit === undefined) {
         at++;
         continue;
@@ -135,12 +139,10 @@ export class Secrets implements SecretSink {
       this.held.set(form, count + 1);
       if (count > 0) continue;
       const key = form.slice(0, MIN_SCRUBBED_LENGTH);
-      let forms = this.byPrefix.get(key);
-      if (!forms) {
-        forms = new Forms();
-        this.byPrefix.set(key, forms);
-      }
-      forms.add(form);
+      const known = this.byPrefix.get(key);
+      if (known === undefined) this.byPrefix.set(key, form);
+      else if (typeof known === 'string') this.byPrefix.set(key, new Forms([known, form]));
+      else known.add(form);
     }
   }
 
@@ -153,8 +155,9 @@ export class Secrets implements SecretSink {
       }
       this.held.delete(form);
       const key = form.slice(0, MIN_SCRUBBED_LENGTH);
-      const forms = this.byPrefix.get(key);
-      if (forms?.delete(form) && forms.empty) this.byPrefix.delete(key);
+      const known = this.byPrefix.get(key);
+      if (known === form) this.byPrefix.delete(key);
+      else if (typeof known === 'object' && known.delete(form) && known.empty) this.byPrefix.delete(key);
     }
   }
 }
@@ -164,10 +167,19 @@ export class Secrets implements SecretSink {
  * (a handful: nonces and jwts of one issuer are of one length), longest first, never once
  * per form.
  */
+function longestAt(held: string | Forms | undefined, text: string, at: number): string | undefined {
+  if (typeof held !== 'string') return held?.longestAt(text, at);
+  return text.startsWith(held, at) ? held : undefined;
+}
+
 class Forms {
   private readonly byLength = new Map<number, Set<string>>();
   /** The keys of `byLength`, longest first. */
   private lengths: number[] = [];
+
+  constructor(forms: string[]) {
+    for (const form of forms) this.add(form);
+  }
 
   get empty(): boolean {
     return this.lengths.length === 0;
