@@ -66,6 +66,8 @@ function wakeUp(sleep: Sleep): void {
   sleep.woke();
 }
 
+const WAITED = new Error('the bounded wait is over');
+
 /**
  * Waits for `work` at most `ms` of monotonic time, or until `stop` aborts — whichever
  * comes first; never rejects, and leaves no timer behind (a bounded wait at start-up).
@@ -81,6 +83,6 @@ export async function waitAtMost(
   try {
     await Promise.race([work.catch(() => undefined), clock.sleep(ms, signal).catch(() => undefined)]);
   } finally {
-    timer.abort();
+    timer.abort(WAITED);
   }
 }

@@ -23,10 +23,17 @@ export interface PodEventsOptions {
   write(event: HealthEvent, signal: AbortSignal): Promise<unknown>;
 }
 
+/** Shared by every run's PodEvents until its first Event. */
+const NOTHING_WRITTEN: Promise<unknown> = Promise.resolve();
+// Abort reasons shared by every run: a timer is re-armed after each heartbeat, and the
+// fleet closes thousands at its exit (abort() without a reason makes a DOMException).
+const DISARMED = new Error('the HeartbeatFailing timer was disarmed');
+const GIVEN_UP = new Error('the Events still being written were given up');
+
 export class PodEvents implements HeartbeatObserver {
   private readonly o: PodEventsOptions;
   private state: HealthState;
-  private writes: Promise<unknown> = Promise.resolve();
+  private writes: Promise<unknown> = NOTHING_WRITTEN;
   /** Aborts a write still running when the agent exits (made with the first Event: most runs write none). */
   private giveUp: AbortController | undefined;
   private timer: AbortController | undefined;
@@ -58,9 +65,10 @@ export class PodEvents implements HeartbeatObserver {
    */
   async close(budgetMs: number): Promise<void> {
     this.closed = true;
-    this.timer?.abort();
+    this.timer?.abort(DISARMED);
+    if (this.writes === NOTHING_WRITTEN) return;
     await waitAtMost(this.o.clock, this.writes, budgetMs);
-    this.giveUp?.abort();
+    this.giveUp?.abort(GIVEN_UP);
   }
 
   private apply(input: HealthInput): void {
@@ -80,7 +88,7 @@ export class PodEvents implements HeartbeatObserver {
   private arm(): void {
     const due = failingDueAt(this.state, this.o.intervalMs);
     if (due === this.timerDueAt) return;
-    this.timer?.abort();
+    this.timer?.abort(DISARMED);
     this.timer = undefined;
     this.timerDueAt = due;
     if (due === undefined) return;

@@ -227,9 +227,9 @@ export class TaskRun {
   }
 
   /** Runs the heartbeats until the final one is done or the run is abandoned. */
-  async run(): Promise<RunEnd> {
-    const outcome = await this.loop.run();
-    return { reason: this.reason, outcome };
+  run(): Promise<RunEnd> {
+    // Not async: a suspended async function is kept per run for the run's whole life.
+    return this.loop.run().then((outcome) => ({ reason: this.reason, outcome }));
   }
 
   /** Whether the loop ticked lately (`/healthz`). */

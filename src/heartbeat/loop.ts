@@ -86,6 +86,7 @@ const LIVENESS_FLOOR_MS = 60_000;
 const WOKEN = new Error('the heartbeat loop was woken');
 const DONE = new Error('the heartbeat loop is done');
 const cutOffReasons = new Map<string, Error>();
+const SETTLED = Promise.resolve();
 
 function cutOffReason(why: string): Error {
   let reason = cutOffReasons.get(why);
@@ -113,21 +114,20 @@ export class HeartbeatLoop {
   private endSeenAt = 0;
   /** The attempt in flight and the refresh must give way to the final heartbeat. */
   private readonly giveWay = new Latch();
-  /** The final deadline: whatever is still running then is cut off. */
-  private readonly cutOff = new Latch();
-  /** Cancels the timers above once the loop is done, so none keeps the process alive. */
-  private readonly timers = new Latch();
+  /** Cancels the end's timers once the loop is done, so none keeps the process alive (made by the end). */
+  private timers: Latch | undefined;
+  private done = false;
   /** The loop stops without a final heartbeat (`abandon`). */
-  private readonly abandoned = new Latch();
+  private abandoned = false;
   /** Even a final heartbeat already due must stop (`abandon` with `evenFinal`). */
   private readonly abandonedFinal = new Latch();
   /** What stops a periodic heartbeat's attempts: giveWay or abandoned, whichever came first. */
   private readonly beatStop = new Latch();
   /** What stops a periodic heartbeat's retries: the end or abandoned. */
   private readonly retryStop = new Latch();
-  /** What stops the final heartbeat: cutOff or abandonedFinal. */
+  /** What stops the final heartbeat: the final deadline or abandonedFinal. */
   private readonly finalStop = new Latch();
-  private beforeFinal: Promise<unknown> = Promise.resolve();
+  private beforeFinal: Promise<unknown> = SETTLED;
   private finalSent = false;
   private finalAcknowledged = false;
   /** Failures that repeat until someone fixes the setup, logged at error once each (rule 20). */
@@ -180,9 +180,7 @@ export class HeartbeatLoop {
       this.giveWayNow(cutOffReason('the final heartbeat goes first')),
     );
     this.after(finalDeadlineMs, () => {
-      const why = cutOffReason('FINAL_HEARTBEAT_DEADLINE passed');
-      this.cutOff.fire(why);
-      this.finalStop.fire(why);
+      this.finalStop.fire(cutOffReason('FINAL_HEARTBEAT_DEADLINE passed'));
     });
     if (prepare) this.beforeFinal = prepare.catch(() => undefined);
     const ending = new Error(`ending: ${reason}`);
@@ -199,9 +197,8 @@ export class HeartbeatLoop {
    */
   abandon(why: string, options: { evenFinal?: boolean } = {}): void {
     const reason = cutOffReason(why);
-    if (!this.ending && !this.abandoned.fired)
-      this.o.log.info({ why }, 'heartbeats stop without a final one');
-    this.abandoned.fire(reason);
+    if (!this.ending && !this.abandoned) this.o.log.info({ why }, 'heartbeats stop without a final one');
+    this.abandoned = true;
     this.beatStop.fire(reason);
     this.retryStop.fire(reason);
     if (options.evenFinal) {
@@ -215,7 +212,7 @@ export class HeartbeatLoop {
   async run(): Promise<LoopOutcome> {
     try {
       while (!this.ending) {
-        if (this.abandoned.fired) return 'abandoned';
+        if (this.abandoned) return 'abandoned';
         this.tick();
         const wait = this.nextDueAt() - this.o.clock.monotonic();
         if (wait > 0) {
@@ -234,7 +231,8 @@ export class HeartbeatLoop {
       if (this.abandonedFinal.fired) return 'abandoned';
       return this.finalAcknowledged ? 'final-sent' : 'final-failed';
     } finally {
-      this.timers.fire(DONE);
+      this.done = true;
+      this.timers?.fire(DONE);
     }
   }
 
@@ -285,7 +283,7 @@ export class HeartbeatLoop {
         reply = await this.attempt(last, stop);
       } catch (error) {
         // Abandoned: nothing is reported for an attempt that was cut off on purpose.
-        if ((last ? this.abandonedFinal : this.abandoned).fired) return;
+        if (last ? this.abandonedFinal.fired : this.abandoned) return;
         const failure = error as Partial<AttemptFailure>;
         await this.countFailedAttempt(failure);
         const decision = retryDecision({
@@ -299,7 +297,7 @@ export class HeartbeatLoop {
         });
         if (!decision.retry && decision.holdUntil !== undefined) this.holdUntil = decision.holdUntil;
         // The end stops a heartbeat's retries: the final one takes over with fresh data.
-        if (decision.retry && (last || !(this.ending || this.abandoned.fired))) {
+        if (decision.retry && (last || !(this.ending || this.abandoned))) {
           if (decision.reloadToken) {
             unauthorizedRetried = true;
             await this.o.bearer.unauthorized();
@@ -383,7 +381,9 @@ export class HeartbeatLoop {
 
   /** Calls `fn` after `ms` of monotonic time (the timer is cancelled when the loop is done). */
   private after(ms: number, fn: () => void): void {
-    this.o.clock.sleep(ms, this.timers.signal).then(fn, () => undefined);
+    if (this.done) return;
+    this.timers ??= new Latch();
+    this.o.clock.sleep(ms, this.timers.signal).then(fn, ignore);
   }
 }
 
