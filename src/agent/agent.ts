@@ -29,8 +29,6 @@ const FINAL_POD_REFRESH_MS = 2_000;
 const FINAL_POD_POLL_MS = 500;
 /** Closing connections and the listener after the loop may take this long at most (rule 15). */
 const CLOSE_GRACE_MS = 500;
-/** The final Event's share of the exit (contract: Events on the task pod, best effort). */
-const FINAL_EVENT_MS = 1_000;
 
 export interface AgentDeps {
   clock: Clock;
@@ -162,7 +160,7 @@ export class Agent {
         this.nodeRead,
         this.tes.close(),
         // The final Event may still be on its way: the API connection closes after it.
-        this.run.closeEvents(FINAL_EVENT_MS).then(() => this.kube?.close()),
+        this.run.closeEvents().then(() => this.kube?.close()),
         listening.then((l) => l?.close()),
       ]);
       await waitAtMost(this.deps.clock, closing, CLOSE_GRACE_MS);

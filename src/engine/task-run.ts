@@ -30,6 +30,9 @@ import type { HeartbeatTaskRunRequest, TaskRunHeartbeat } from '../tes/types.gen
 import { PodEvents } from './pod-events.ts';
 
 /** The policy settings every run of a process shares (the agent's settings of the same names). */
+/** The final Event's share of a run's end. */
+const FINAL_EVENT_MS = 1_000;
+
 export interface RunPolicy {
   intervalMs: number;
   minGapMs: number;
@@ -247,8 +250,12 @@ export class TaskRun {
     return { ready: true };
   }
 
-  /** Waits for the Events still being written (the final one) at most `budgetMs`; nothing is recorded after. */
-  async closeEvents(budgetMs: number): Promise<void> {
+  /**
+   * Waits for the Events still being written (the final one) at most `budgetMs` — by
+   * default the final Event's share of the end (contract: Events on the task pod, best
+   * effort, at most about 1 s); nothing is recorded after.
+   */
+  async closeEvents(budgetMs = FINAL_EVENT_MS): Promise<void> {
     await this.events?.close(budgetMs);
   }
 }

@@ -33,8 +33,6 @@ import type { FleetTes } from './tes-pool.ts';
 export const FIRST_JOB_WAIT_MS = 1_000;
 /** A run keeps this many of its newest jwts for the scrubber (rule 11, per run). */
 const RUN_JWTS_KEPT = 4;
-/** The final Event's share after a run's end (best effort, as for the sidecar). */
-const FINAL_EVENT_MS = 1_000;
 
 export interface FleetRunsOptions {
   config: FleetConfig;
@@ -284,7 +282,7 @@ export class FleetRuns {
     metrics.runs.dec();
     e.graceTimer?.abort();
     e.graceTimer = undefined;
-    const events = run.closeEvents(end.outcome === 'abandoned' ? 0 : FINAL_EVENT_MS);
+    const events = end.outcome === 'abandoned' ? run.closeEvents(0) : run.closeEvents();
     if (end.outcome === 'abandoned') {
       e.run = undefined;
       e.secrets?.forget();
