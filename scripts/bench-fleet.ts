@@ -23,7 +23,7 @@
 // `npm run build`. Prints one JSON object; docs/performance.md ("Fleet") quotes it.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -292,6 +292,25 @@ const profileDir = process.argv.includes('--profile') ? path.join(root, 'bench/r
 /** Every process started, killed at the end if still running (a scenario that fails leaves none behind). */
 const started = new Set<ChildProcess>();
 
+/**
+ * `--memory-limit <MiB>` (root, cgroup v1 memory controller): each fleet runs in a memory
+ * cgroup with that limit, below this process's own, as a pod's limit would put it — Node
+ * sizes V8's heap from it (uv_get_constrained_memory).
+ */
+const memoryLimitMiB = process.argv.includes('--memory-limit')
+  ? Number(process.argv[process.argv.indexOf('--memory-limit') + 1])
+  : undefined;
+const memoryCgroup = memoryLimitMiB
+  ? `/sys/fs/cgroup/memory/${/:memory:\/(.*)/.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1] ?? ''}/tes-heartbeat-bench-fleet`.replace(
+      /\/+/g,
+      '/',
+    )
+  : undefined;
+if (memoryCgroup && memoryLimitMiB) {
+  mkdirSync(memoryCgroup, { recursive: true });
+  writeFileSync(`${memoryCgroup}/memory.limit_in_bytes`, String(memoryLimitMiB * 2 ** 20));
+}
+
 function startProcess(name: string, command: string, env: Record<string, string>, logDir: string): Measured {
   const logFile = path.join(logDir, `${name}.log`);
   const log = openSync(logFile, 'w');
@@ -300,7 +319,15 @@ function startProcess(name: string, command: string, env: Record<string, string>
     profileDir && command === 'fleet'
       ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--heapsnapshot-signal=SIGUSR2']
       : [];
-  const child = spawn(process.execPath, [...imageFlags, ...profile, cli, command], {
+  const argv = [...imageFlags, ...profile, cli, command];
+  // In the cgroup: the shell joins it and execs Node, so the pid measured is the fleet's.
+  const [file, args] = memoryCgroup
+    ? [
+        '/bin/sh',
+        ['-c', `echo $$ > ${memoryCgroup}/cgroup.procs && exec "$0" "$@"`, process.execPath, ...argv],
+      ]
+    : [process.execPath, argv];
+  const child = spawn(file, args, {
     ...(profileDir ? { cwd: profileDir } : {}),
     stdio: ['ignore', log, log],
     env: {
@@ -805,7 +832,7 @@ async function main(): Promise<void> {
         node: process.version,
         date: new Date().toISOString(),
         machine: { cpus: cpus().length, loadAverage1m: load.map((l) => round(l ?? 0, 2)) },
-        runtime: { flags: imageFlags, env: { ...imageEnv, ...triedEnv } },
+        runtime: { flags: imageFlags, env: { ...imageEnv, ...triedEnv }, memoryLimitMiB },
         minutes: round((Date.now() - startedAt) / 60_000),
         ...results,
       },
