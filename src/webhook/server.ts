@@ -3,6 +3,7 @@
 // receiving and closes idle keep-alive connections, and edges a caller cannot
 // hold open or fill (rule T8): TLS 1.2+ with forward-secret AEAD suites only, and
 // a request that must arrive whole within 10 s.
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
@@ -58,6 +59,11 @@ export async function readKeyPair(certFile: string, keyFile: string): Promise<Ke
     );
   }
   try {
+    // createSecureContext alone accepts an empty certificate (a file caught at its
+    // truncation by a writer that does not swap atomically) and would serve none:
+    // the certificate must parse and the key must be its own.
+    if (!new X509Certificate(pair.cert).checkPrivateKey(createPrivateKey(pair.key)))
+      throw new Error("the key is not the certificate's");
     createSecureContext(pair);
   } catch (error) {
     // Also a certificate rewritten before its key: the caller retries.

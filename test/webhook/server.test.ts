@@ -218,3 +218,25 @@ describe('T8: TLS 1.2 and 1.3 only, forward-secret AEAD suites only', () => {
     expect(await handshake(port, {})).toMatchObject({ protocol: 'TLSv1.3' });
   });
 });
+
+describe('readKeyPair: a certificate rewritten in place', () => {
+  // A writer that does not swap files atomically truncates tls.crt first: read at that
+  // moment, the pair is an empty certificate and the old key. TLS accepts it and would
+  // serve no certificate at all (every handshake fails); it must count as not yet usable.
+  it('refuses an empty certificate, a truncated one and a key of another certificate', async () => {
+    const { mkdtemp, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const dir = await mkdtemp(path.join(tmpdir(), 'webhook-pair-'));
+    const first = await readTls('server');
+    const second = await readTls('server2');
+    const pair = async (cert: string, key: string) => {
+      await writeFile(path.join(dir, 'tls.crt'), cert);
+      await writeFile(path.join(dir, 'tls.key'), key);
+      return readKeyPair(path.join(dir, 'tls.crt'), path.join(dir, 'tls.key'));
+    };
+    await expect(pair('', first.key)).rejects.toThrow(/do not make a usable pair/);
+    await expect(pair(second.cert.slice(0, 300), first.key)).rejects.toThrow(/do not make a usable pair/);
+    await expect(pair(second.cert, first.key)).rejects.toThrow(/do not make a usable pair/);
+    await expect(pair(second.cert, second.key)).resolves.toEqual({ cert: second.cert, key: second.key });
+  });
+});
