@@ -20,7 +20,7 @@
 // steady window, every run's largest gap between heartbeats (p50/p99/max), and
 // pod change → heartbeat received at the TES for a sample of pods.
 // Run: `node scripts/bench-fleet.ts [--quick] [--scenario node-110,fast-1000]` after
-// `npm run build`. Prints one JSON object; docs/performance.md ("Fleet") quotes it.
+// `npm run build`; `--memory-limit <MiB>` (root) runs each fleet under a pod-like memory limit. Prints one JSON object; docs/performance.md ("Fleet") quotes it.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
