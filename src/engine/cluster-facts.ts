@@ -11,7 +11,7 @@ import type { Node } from '../kube/types.ts';
 import type { Logger } from '../log.ts';
 
 /** Pods of one Job seen within this long share one read of it. */
-export const JOB_SHARE_MS = 5_000;
+const JOB_SHARE_MS = 5_000;
 
 export interface ClusterFactsOptions {
   api: KubeApi;

@@ -30,7 +30,7 @@ import { podKey } from './pod-source.ts';
 import type { FleetTes } from './tes-pool.ts';
 
 /** A newly seen pod's first heartbeat waits this long at most for its Job's read. */
-export const FIRST_JOB_WAIT_MS = 1_000;
+const FIRST_JOB_WAIT_MS = 1_000;
 /** A run keeps this many of its newest jwts for the scrubber (rule 11, per run). */
 const RUN_JWTS_KEPT = 4;
 

@@ -12,7 +12,7 @@ import type { Clock } from '../clock.ts';
 import { isRecord } from '../json.ts';
 
 /** Longest time a token read from the file is used without reading the file again. */
-export const TOKEN_FILE_MAX_AGE_MS = 60_000;
+const TOKEN_FILE_MAX_AGE_MS = 60_000;
 
 export class TokenFile {
   readonly path: string;

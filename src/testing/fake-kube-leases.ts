@@ -11,7 +11,7 @@ import type { FakeApiContext, FakeApiGroup, FakeApiRequest } from './fake-kube-a
 import type { FakeReply } from './fake-kube-events.ts';
 import { type Cause, decodeObject, invalidStatus, kubeStatus, MICRO_TIME } from './fake-kube-events.ts';
 
-export const LEASES_PATH = /^\/apis\/coordination\.k8s\.io\/v1\/namespaces\/([^/]+)\/leases(?:\/([^/]+))?$/;
+const LEASES_PATH = /^\/apis\/coordination\.k8s\.io\/v1\/namespaces\/([^/]+)\/leases(?:\/([^/]+))?$/;
 
 const GROUP = 'coordination.k8s.io';
 

@@ -13,7 +13,7 @@ export const AGENT_TOKEN_VOLUME = 'tes-heartbeat-kube-api-access';
 /** Where client-node's in-cluster config (and every Kubernetes client) reads the token. */
 export const SERVICE_ACCOUNT_MOUNT_PATH = '/var/run/secrets/kubernetes.io/serviceaccount';
 /** The prefix of the volume the ServiceAccount admission plugin adds (`kube-api-access-<random>`). */
-export const PLUGIN_TOKEN_VOLUME_PREFIX = 'kube-api-access-';
+const PLUGIN_TOKEN_VOLUME_PREFIX = 'kube-api-access-';
 
 /**
  * The projected volume the ServiceAccount admission plugin builds (its TokenVolumeSource):
